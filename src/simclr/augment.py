@@ -1,0 +1,297 @@
+"""SimCLR's data augmentation as batched tensor ops with independent randomness per sample.
+
+The pipeline of PAPER.md (ImageNet setting), each op switchable with its probability:
+
+1. random resized crop (area U(0.08, 1), aspect ratio in (3/4, 4/3), 10 attempts then the
+   whole image with the ratio clamped, as torchvision) resized bicubic to the output size,
+   then horizontal flip with p = 0.5;
+2. colour jitter with strength s, applied with p = 0.8: brightness 0.8s, contrast 0.8s,
+   saturation 0.8s, hue 0.2s, in a random order for every sample, clipped to [0, 1] after
+   each op; then grayscale with p = 0.2;
+3. Gaussian blur with p = 0.5, sigma ~ U(0.1, 2.0), kernel = 10% of the side (23 taps at
+   224 px); off by default at <= 32 px.
+
+Inputs are uint8 images (B, C, H, W) with C = 1 or 3; outputs are float (B, 3, S, S) in [0, 1]
+(no mean/std normalisation, as in the official code). All random draws come from one
+``torch.Generator``, so a batch's views are a pure function of its seed.
+
+Where the paper's v1 and the official code differ, ``AugmentConfig`` has an option:
+``brightness="multiplicative"`` (official v2, torchvision) or ``"additive"`` (v1, delta ~
+U[-0.8s, 0.8s]); ``contrast="gray-mean"`` (torchvision: blend toward the mean of the grayscale
+image) or ``"channel-mean"`` (official: toward each channel's mean).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from simclr.errors import SimCLRError
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    crop: bool = True
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.5
+    color_strength: float = 1.0
+    color_p: float = 0.8
+    brightness: str = "multiplicative"
+    contrast: str = "gray-mean"
+    grayscale_p: float = 0.2
+    blur: bool = True
+    blur_p: float = 0.5
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+
+    def validate(self) -> None:
+        for name in ("flip_p", "color_p", "grayscale_p", "blur_p"):
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                raise SimCLRError(f"augmentation {name} must be in [0, 1], got {p}")
+        lo, hi = self.crop_scale
+        if not 0 < lo <= hi <= 1:
+            raise SimCLRError(f"crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
+        if not 0 < self.crop_ratio[0] <= self.crop_ratio[1]:
+            raise SimCLRError(f"crop_ratio must satisfy 0 < min <= max, got {self.crop_ratio}")
+        if self.color_strength < 0:
+            raise SimCLRError(f"--color-strength must be >= 0, got {self.color_strength}")
+        if self.brightness not in ("multiplicative", "additive"):
+            raise SimCLRError("brightness must be 'multiplicative' or 'additive'")
+        if self.contrast not in ("gray-mean", "channel-mean"):
+            raise SimCLRError("contrast must be 'gray-mean' or 'channel-mean'")
+        if not 0 < self.blur_sigma[0] <= self.blur_sigma[1]:
+            raise SimCLRError(f"blur_sigma must satisfy 0 < min <= max, got {self.blur_sigma}")
+
+
+def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, generator=g, dtype=torch.float64) * (hi - lo) + lo
+
+
+def sample_crop_boxes(
+    n: int,
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    g: torch.Generator,
+    attempts: int = 10,
+) -> torch.Tensor:
+    """(n, 4) integer boxes (top, left, h, w) drawn as torchvision's RandomResizedCrop does."""
+    area = height * width
+    log_r = (math.log(ratio[0]), math.log(ratio[1]))
+    target = area * _uniform(n * attempts, scale[0], scale[1], g).view(n, attempts)
+    aspect = torch.exp(_uniform(n * attempts, log_r[0], log_r[1], g)).view(n, attempts)
+    w = torch.round(torch.sqrt(target * aspect)).long()
+    h = torch.round(torch.sqrt(target / aspect)).long()
+    ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    first = torch.where(ok.any(1), ok.long().argmax(1), torch.full((n,), -1))
+    # Fallback (no attempt fits): the whole image with its aspect ratio clamped to `ratio`.
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        fw, fh = width, int(round(width / ratio[0]))
+    elif in_ratio > ratio[1]:
+        fh, fw = height, int(round(height * ratio[1]))
+    else:
+        fw, fh = width, height
+    rows = torch.arange(n)
+    sel = first.clamp(min=0)
+    bw = torch.where(first >= 0, w[rows, sel], torch.full((n,), fw))
+    bh = torch.where(first >= 0, h[rows, sel], torch.full((n,), fh))
+    u_top = torch.rand(n, generator=g, dtype=torch.float64)
+    u_left = torch.rand(n, generator=g, dtype=torch.float64)
+    top = torch.where(first >= 0, (u_top * (height - bh + 1)).long(), (height - bh) // 2)
+    left = torch.where(first >= 0, (u_left * (width - bw + 1)).long(), (width - bw) // 2)
+    return torch.stack([top, left, bh, bw], 1)
+
+
+def crop_resize_flip(
+    x: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, size: int, mode: str = "bicubic"
+) -> torch.Tensor:
+    """Crop each image of float ``x`` (B, C, H, W) to its box, resize to ``size``, flip where set.
+
+    One ``grid_sample`` per batch with a per-sample affine grid; half-pixel centres as
+    torchvision's resize (no antialiasing, so it is meant for crops at or above the output
+    size; downscaling by large factors should happen before, as the folder loader does).
+    """
+    b, _, height, width = x.shape
+    boxes = boxes.to(device=x.device, dtype=torch.float32)
+    top, left, bh, bw = boxes.unbind(1)
+    sx = bw / width
+    sy = bh / height
+    tx = (2 * left + bw) / width - 1
+    ty = (2 * top + bh) / height - 1
+    sx = torch.where(flip.to(x.device), -sx, sx)
+    theta = torch.zeros(b, 2, 3, device=x.device)
+    theta[:, 0, 0], theta[:, 0, 2] = sx, tx
+    theta[:, 1, 1], theta[:, 1, 2] = sy, ty
+    grid = F.affine_grid(theta, [b, x.shape[1], size, size], align_corners=False)
+    out = F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)
+    return out.clamp_(0, 1)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601-2 luma, as torchvision: (B, 3, H, W) -> (B, 1, H, W)."""
+    return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
+
+
+def _rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    r, g, b = x.unbind(1)
+    maxc, _ = x.max(1)
+    minc, _ = x.min(1)
+    eqc = maxc == minc
+    cr = maxc - minc
+    ones = torch.ones_like(maxc)
+    s = cr / torch.where(eqc, ones, maxc)
+    cr_div = torch.where(eqc, ones, cr)
+    rc, gc, bc = (maxc - r) / cr_div, (maxc - g) / cr_div, (maxc - b) / cr_div
+    hr = (maxc == r) * (bc - gc)
+    hg = ((maxc == g) & (maxc != r)) * (2.0 + rc - bc)
+    hb = ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
+    h = torch.fmod((hr + hg + hb) / 6.0 + 1.0, 1.0)
+    return torch.stack((h, s, maxc), 1)
+
+
+def _hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    h, s, v = x.unbind(1)
+    i = torch.floor(h * 6.0)
+    f = h * 6.0 - i
+    i = i.to(torch.int64) % 6
+    p = (v * (1.0 - s)).clamp(0, 1)
+    q = (v * (1.0 - s * f)).clamp(0, 1)
+    t = (v * (1.0 - s * (1.0 - f))).clamp(0, 1)
+    mask = i.unsqueeze(1) == torch.arange(6, device=x.device).view(1, -1, 1, 1)  # (B, 6, H, W)
+    a1 = torch.stack((v, q, p, p, t, v), 1)
+    a2 = torch.stack((t, v, v, q, p, p), 1)
+    a3 = torch.stack((p, p, t, v, v, q), 1)
+    a4 = torch.stack((a1, a2, a3), 1)  # (B, 3, 6, H, W)
+    return torch.einsum("bijk,bxijk->bxjk", mask.to(x.dtype), a4)
+
+
+def adjust_brightness(x: torch.Tensor, factor: torch.Tensor, additive: bool = False) -> torch.Tensor:
+    f = factor.view(-1, 1, 1, 1).to(x)
+    return (x + f if additive else x * f).clamp(0, 1)
+
+
+def adjust_contrast(x: torch.Tensor, factor: torch.Tensor, channel_mean: bool = False) -> torch.Tensor:
+    f = factor.view(-1, 1, 1, 1).to(x)
+    mean = x.mean((2, 3), keepdim=True) if channel_mean else _gray(x).mean((1, 2, 3), keepdim=True)
+    return (f * x + (1 - f) * mean).clamp(0, 1)
+
+
+def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    f = factor.view(-1, 1, 1, 1).to(x)
+    return (f * x + (1 - f) * _gray(x)).clamp(0, 1)
+
+
+def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    hsv = _rgb_to_hsv(x)
+    h = torch.remainder(hsv[:, 0] + shift.view(-1, 1, 1).to(x), 1.0)
+    return _hsv_to_rgb(torch.stack((h, hsv[:, 1], hsv[:, 2]), 1)).clamp(0, 1)
+
+
+def blur_kernel_size(side: int) -> int:
+    """Official code: kernel = side // 10 rounded to odd (23 at 224 px, 3 at 32 px)."""
+    return (side // 10) // 2 * 2 + 1
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Separable Gaussian blur with a sigma per sample (reflect padding, as torchvision)."""
+    b, c, h, w = x.shape
+    r = kernel_size // 2
+    if r == 0:
+        return x
+    t = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-(t.view(1, -1) ** 2) / (2 * sigma.to(x).view(-1, 1) ** 2))
+    k = k / k.sum(1, keepdim=True)  # (B, K)
+    k = k.repeat_interleave(c, 0)  # (B*C, K)
+    y = x.reshape(1, b * c, h, w)
+    y = F.pad(y, (r, r, r, r), mode="reflect")
+    y = F.conv2d(y, k.view(b * c, 1, 1, -1), groups=b * c)
+    y = F.conv2d(y, k.view(b * c, 1, -1, 1), groups=b * c)
+    return y.view(b, c, h, w)
+
+
+def _apply_where(x: torch.Tensor, mask: torch.Tensor, fn) -> torch.Tensor:  # noqa: ANN001
+    """x with fn applied to the samples where ``mask`` is set (fn gets those samples' indices)."""
+    idx = mask.nonzero().flatten()
+    if idx.numel() == 0:
+        return x
+    out = x.clone()
+    out[idx] = fn(x[idx], idx)
+    return out
+
+
+class SimCLRAugment:
+    """Batched SimCLR view generator: ``aug(images_uint8, generator) -> views``.
+
+    Args:
+        config: which ops run and with what probability and strength.
+        size: output side S.
+    """
+
+    def __init__(self, config: AugmentConfig, size: int) -> None:
+        config.validate()
+        self.cfg = config
+        self.size = size
+
+    def __call__(self, images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        cfg = self.cfg
+        n = images.shape[0]
+        x = images.float().div_(255) if images.dtype == torch.uint8 else images.float()
+        dev = x.device
+
+        def draw(p: float) -> torch.Tensor:
+            return (torch.rand(n, generator=g) < p).to(dev)
+
+        if cfg.crop:
+            boxes = sample_crop_boxes(n, x.shape[2], x.shape[3], cfg.crop_scale, cfg.crop_ratio, g)
+            flip = draw(cfg.flip_p)
+            x = crop_resize_flip(x, boxes, flip, self.size)
+        else:
+            if x.shape[-1] != self.size or x.shape[-2] != self.size:
+                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
+            flip = draw(cfg.flip_p)
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        x = x.contiguous()
+
+        s = cfg.color_strength
+        if s > 0 and cfg.color_p > 0:
+            x = self._color_jitter(x, draw(cfg.color_p), s, g)
+        if cfg.grayscale_p > 0:
+            x = _apply_where(x, draw(cfg.grayscale_p), lambda v, i: _gray(v).expand(-1, 3, -1, -1))
+        if cfg.blur and cfg.blur_p > 0:
+            k = blur_kernel_size(self.size)
+            sigma = _uniform(n, *cfg.blur_sigma, g).float().to(dev)
+            x = _apply_where(x, draw(cfg.blur_p), lambda v, i: gaussian_blur(v, sigma[i], k))
+        return x
+
+    def _color_jitter(self, x: torch.Tensor, apply: torch.Tensor, s: float, g: torch.Generator):
+        n = x.shape[0]
+        dev = x.device
+        lo, hi = max(0.0, 1 - 0.8 * s), 1 + 0.8 * s
+        additive = self.cfg.brightness == "additive"
+        if additive:
+            bright = _uniform(n, -0.8 * s, 0.8 * s, g).float().to(dev)
+        else:
+            bright = _uniform(n, lo, hi, g).float().to(dev)
+        contrast = _uniform(n, lo, hi, g).float().to(dev)
+        sat = _uniform(n, lo, hi, g).float().to(dev)
+        hue = _uniform(n, -min(0.5, 0.2 * s), min(0.5, 0.2 * s), g).float().to(dev)
+        order = torch.argsort(torch.rand(n, 4, generator=g), dim=1).to(dev)  # a random order each
+        chan = self.cfg.contrast == "channel-mean"
+        ops = (
+            lambda v, i: adjust_brightness(v, bright[i], additive),
+            lambda v, i: adjust_contrast(v, contrast[i], chan),
+            lambda v, i: adjust_saturation(v, sat[i]),
+            lambda v, i: adjust_hue(v, hue[i]),
+        )
+        for pos in range(4):
+            for k, op in enumerate(ops):
+                x = _apply_where(x, apply & (order[:, pos] == k), op)
+        return x

@@ -1,0 +1,117 @@
+"""Checkpoints and encoders on disk: atomic writes, safe loads.
+
+Everything saved is tensors and plain Python containers, so both files load with
+``torch.load(..., weights_only=True)`` (no pickled code runs). Writes go to a temporary file in
+the same directory, are flushed to disk, then ``os.replace``'d over the old file: a crash
+mid-write leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from simclr.errors import SimCLRError
+from simclr.models.encoder import ResNet
+
+CHECKPOINT = "checkpoint.pt"
+ENCODER = "encoder.pt"
+ENCODER_FORMAT = "simclr-encoder"
+CHECKPOINT_FORMAT = "simclr-checkpoint"
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def safe_load(path: str | Path) -> dict[str, Any]:
+    """``torch.load`` with ``weights_only=True``; a clear error for unreadable or unsafe files."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as e:
+        raise SimCLRError(f"{path} does not exist") from e
+    except Exception as e:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SimCLRError(f"cannot load {path} safely (weights_only): {first}") from e
+    if not isinstance(obj, dict):
+        raise SimCLRError(f"{path} is not a simclr checkpoint or encoder file")
+    return obj
+
+
+def encoder_payload(encoder: ResNet, image_size: int) -> dict[str, Any]:
+    return {
+        "format": ENCODER_FORMAT,
+        "version": 1,
+        "arch": encoder.arch,
+        "width_multiplier": encoder.width_multiplier,
+        "stem": encoder.stem_type,
+        "image_size": image_size,
+        "feature_dim": encoder.feature_dim,
+        "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
+    }
+
+
+def _encoder_from_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
+    model_cfg = ckpt["config"]["model"]
+    image_size = ckpt["config"]["data"]["image_size"]
+    from simclr.models.encoder import resolve_stem
+
+    state = {k[len("encoder.") :]: v for k, v in ckpt["model"].items() if k.startswith("encoder.")}
+    return {
+        "format": ENCODER_FORMAT,
+        "arch": model_cfg["arch"],
+        "width_multiplier": model_cfg["width_multiplier"],
+        "stem": resolve_stem(model_cfg["stem"], image_size),
+        "image_size": image_size,
+        "state_dict": state,
+    }
+
+
+def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ResNet:
+    """The trained encoder f of a run directory or an ``encoder.pt``, in eval mode.
+
+    It takes float RGB images in [0, 1] of shape (B, 3, H, W) and returns h (B, feature_dim).
+    ``encoder.image_size`` is the size it was trained at. A run directory without
+    ``encoder.pt`` (still training, or interrupted) falls back to its ``checkpoint.pt``.
+    """
+    p = Path(path)
+    if p.is_dir():
+        if (p / ENCODER).exists():
+            p = p / ENCODER
+        elif (p / CHECKPOINT).exists():
+            p = p / CHECKPOINT
+        else:
+            raise SimCLRError(f"{path} has neither {ENCODER} nor {CHECKPOINT}: is it a simclr run directory?")
+    obj = safe_load(p)
+    if obj.get("format") == CHECKPOINT_FORMAT:
+        obj = _encoder_from_checkpoint(obj)
+    if obj.get("format") != ENCODER_FORMAT:
+        raise SimCLRError(f"{p} is not a simclr encoder or checkpoint")
+    encoder = ResNet(obj["arch"], obj["width_multiplier"], obj["stem"])
+    try:
+        encoder.load_state_dict(obj["state_dict"])
+    except RuntimeError as e:
+        raise SimCLRError(f"{p}: weights do not match {obj['arch']}: {str(e).splitlines()[0]}") from e
+    encoder.image_size = int(obj["image_size"])  # type: ignore[assignment]
+    return encoder.to(map_location).eval()
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module under torch.compile / DDP wrappers (save that one)."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)

@@ -1,0 +1,173 @@
+"""Batches for pretraining (two augmented views) and for evaluation (un-augmented images).
+
+Randomness is a pure function of (seed, epoch, batch): the shuffle order of an epoch comes
+from a generator seeded with (seed, epoch), the augmentation of a batch from one seeded with
+(seed, epoch, batch index), and a folder image's crop from (seed, epoch, image index). So a
+run resumed from a checkpoint sees exactly the data an uninterrupted run would have seen.
+
+In-memory datasets are augmented as whole batches on the training device. Folder datasets
+are decoded, cropped and resized (PIL, antialiased) in DataLoader workers, which hand uint8
+crops to the same batched colour / grayscale / blur ops on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from simclr.augment import AugmentConfig, SimCLRAugment, sample_crop_boxes
+from simclr.data.folder import FolderImages
+from simclr.data.sources import ArrayImages, Images
+
+_MIX = 0x9E3779B97F4A7C15
+
+
+def mix_seed(*values: int) -> int:
+    """A 63-bit seed from integers (splitmix64-style), so nearby inputs give unrelated streams."""
+    h = 0
+    for v in values:
+        h = (h ^ (int(v) + _MIX + (h << 6) + (h >> 2))) & 0xFFFFFFFFFFFFFFFF
+        h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        h = (h ^ (h >> 27)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 31
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+def _pil_to_uint8(img: Image.Image) -> torch.Tensor:
+    return torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(
+        img.size[1], img.size[0], 3
+    ).permute(2, 0, 1)
+
+
+class _FolderPairs(Dataset):
+    """Two random resized crops (uint8, S x S) of each folder image, seeded per (epoch, index)."""
+
+    def __init__(self, images: FolderImages, cfg: AugmentConfig, size: int, seed: int) -> None:
+        self.images, self.cfg, self.size, self.seed = images, cfg, size, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img, _ = self.images.get(index)
+        g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, index))
+        w, h = img.size
+        views = []
+        if self.cfg.crop:
+            boxes = sample_crop_boxes(2, h, w, self.cfg.crop_scale, self.cfg.crop_ratio, g)
+            for top, left, bh, bw in boxes.tolist():
+                crop = img.crop((left, top, left + bw, top + bh))
+                views.append(_pil_to_uint8(crop.resize((self.size, self.size), Image.BICUBIC)))
+        else:
+            one = _pil_to_uint8(_center_resize(img, self.size))
+            views = [one, one]
+        return views[0], views[1]
+
+
+def _center_resize(img: Image.Image, size: int) -> Image.Image:
+    """Resize the shorter side to ``size`` (antialiased), then centre-crop size x size."""
+    w, h = img.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    img = img.resize((nw, nh), Image.BICUBIC)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+class _FolderEval(Dataset):
+    def __init__(self, images: FolderImages, size: int) -> None:
+        self.images, self.size = images, size
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        img, label = self.images.get(index)
+        return _pil_to_uint8(_center_resize(img, self.size)), label
+
+
+class PretrainLoader:
+    """Yields ``(view1, view2)`` float batches (B, 3, S, S) in [0, 1] on ``device``.
+
+    ``batches(epoch, start=k)`` skips the first k batches of the epoch (mid-epoch resume).
+    Incomplete last batches are dropped (NT-Xent compares within a batch).
+    """
+
+    def __init__(
+        self,
+        images: Images,
+        batch_size: int,
+        aug: AugmentConfig,
+        size: int,
+        seed: int,
+        device: torch.device,
+        workers: int = 0,
+    ) -> None:
+        self.images, self.batch_size, self.size = images, batch_size, size
+        self.seed, self.device, self.workers = seed, device, workers
+        self.in_memory = isinstance(images, ArrayImages)
+        # Folder crops happen in the workers; the device then does flip, colour, gray, blur.
+        self.augment = SimCLRAugment(aug if self.in_memory else replace(aug, crop=False), size)
+        self._pairs = None if self.in_memory else _FolderPairs(images, aug, size, seed)
+
+    def __len__(self) -> int:
+        return len(self.images) // self.batch_size
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, 1))
+        return torch.randperm(len(self.images), generator=g)
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self._order(epoch)
+        n_batches = len(self)
+        if self.in_memory:
+            assert isinstance(self.images, ArrayImages)
+            for b in range(start, n_batches):
+                idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+                x = self.images.images[idx].to(self.device, non_blocking=True)
+                yield self._views(torch.cat([x, x]), epoch, b)
+            return
+        assert self._pairs is not None
+        self._pairs.epoch = epoch
+        sampler = order[start * self.batch_size : n_batches * self.batch_size].tolist()
+        loader = DataLoader(
+            self._pairs,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=True,
+            persistent_workers=False,
+        )
+        for b, (v1, v2) in enumerate(loader, start=start):
+            x = torch.cat([v1, v2]).to(self.device, non_blocking=True)
+            yield self._views(x, epoch, b)
+
+    def _views(self, x: torch.Tensor, epoch: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, b, 2))
+        views = self.augment(x, g)
+        return views.chunk(2)
+
+
+def eval_batches(
+    images: Images, batch_size: int, size: int, device: torch.device, workers: int = 0
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Un-augmented float images (B, 3, S, S) in [0, 1] on ``device`` and their labels."""
+    if isinstance(images, ArrayImages):
+        for i in range(0, len(images), batch_size):
+            x = images.images[i : i + batch_size].to(device).float().div_(255)
+            if x.shape[-1] != size or x.shape[-2] != size:
+                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+            if x.shape[1] == 1:
+                x = x.expand(-1, 3, -1, -1)
+            yield x, images.labels[i : i + batch_size]
+        return
+    loader = DataLoader(_FolderEval(images, size), batch_size=batch_size, num_workers=workers)
+    for x, y in loader:
+        yield x.to(device).float().div_(255), y

@@ -1,0 +1,163 @@
+"""Judging a representation: linear evaluation and kNN on frozen features h.
+
+The encoder is frozen: BN in inference mode, features computed under ``torch.no_grad``
+(no gradient can reach it), from un-augmented images. The linear classifier is a multinomial
+logistic regression on standardised features, fitted to convergence with full-batch L-BFGS;
+its L2 penalty is chosen on a 10% hold-out of the train features, then refitted on all of
+them (the small-data protocol of the paper's transfer experiments).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from simclr.data.loaders import eval_batches
+from simclr.data.sources import Images
+from simclr.errors import SimCLRError
+
+L2_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
+
+
+@torch.no_grad()
+def extract_features(
+    encoder: nn.Module,
+    images: Images,
+    image_size: int,
+    device: torch.device,
+    batch_size: int = 256,
+    workers: int = 0,
+    precision: str = "fp32",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features (N, D) float32 on the CPU, labels (N,)) of ``images`` through ``encoder``."""
+    was_training = encoder.training
+    encoder.eval()
+    feats, labels = [], []
+    try:
+        for x, y in eval_batches(images, batch_size, image_size, device, workers):
+            if precision == "bf16":
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+                    h = encoder(x)
+            else:
+                h = encoder(x)
+            feats.append(h.float().cpu())
+            labels.append(torch.as_tensor(y))
+    finally:
+        encoder.train(was_training)
+    return torch.cat(feats), torch.cat(labels).long()
+
+
+def _fit_logreg(
+    x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, max_iter: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    w = torch.zeros(x.shape[1], num_classes, dtype=x.dtype, requires_grad=True)
+    b = torch.zeros(num_classes, dtype=x.dtype, requires_grad=True)
+    opt = torch.optim.LBFGS(
+        [w, b], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
+        tolerance_grad=1e-7, tolerance_change=1e-10,
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(x @ w + b, y) + 0.5 * l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach(), b.detach()
+
+
+def topk_accuracy(logits: torch.Tensor, y: torch.Tensor, ks: Iterable[int] = (1, 5)) -> dict[str, float]:
+    out = {}
+    for k in ks:
+        k_eff = min(k, logits.shape[1])
+        top = logits.topk(k_eff, dim=1).indices
+        out[f"top{k}"] = float((top == y[:, None]).any(1).float().mean())
+    return out
+
+
+def _check_labels(y: torch.Tensor, what: str) -> None:
+    if y.numel() == 0:
+        raise SimCLRError(f"the {what} split is empty")
+    if (y < 0).any():
+        raise SimCLRError(
+            f"the {what} images have no labels: evaluation needs class subfolders (DIR/CLASS/img.png)"
+        )
+
+
+def linear_eval(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    l2_grid: Iterable[float] = L2_GRID,
+    max_iter: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Top-1 / top-5 of a logistic regression fitted on the train features, on the test ones."""
+    _check_labels(train_y, "train")
+    _check_labels(test_y, "test")
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
+    xtr, xte = (train_x - mean) / std, (test_x - mean) / std
+    grid = list(l2_grid)
+    best_l2 = grid[0]
+    if len(grid) > 1:
+        g = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(len(xtr), generator=g)
+        n_val = max(1, len(xtr) // 10)
+        val, fit = perm[:n_val], perm[n_val:]
+        best = -1.0
+        for l2 in grid:
+            w, b = _fit_logreg(xtr[fit], train_y[fit], num_classes, l2, max_iter)
+            acc = topk_accuracy(xtr[val] @ w + b, train_y[val], (1,))["top1"]
+            if acc > best:
+                best, best_l2 = acc, l2
+    w, b = _fit_logreg(xtr, train_y, num_classes, best_l2, max_iter)
+    result = topk_accuracy(xte @ w + b, test_y)
+    result["train_top1"] = topk_accuracy(xtr @ w + b, train_y, (1,))["top1"]
+    result["l2"] = best_l2
+    return result
+
+
+def knn_eval(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    k: int = 200,
+    temperature: float = 0.1,
+    chunk: int = 1024,
+) -> dict[str, float]:
+    """Weighted kNN (Wu et al. 2018): the k most cosine-similar train features vote with
+    weight exp(sim / temperature); returns top-1 (and top-5 when there are >= 5 classes)."""
+    _check_labels(train_y, "train")
+    _check_labels(test_y, "test")
+    if k < 1:
+        raise SimCLRError(f"--k must be >= 1, got {k}")
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    k = min(k, len(train_x))
+    tr = F.normalize(train_x.float(), dim=1)
+    scores = []
+    for i in range(0, len(test_x), chunk):
+        q = F.normalize(test_x[i : i + chunk].float(), dim=1)
+        sim, idx = (q @ tr.t()).topk(k, dim=1)  # (c, k)
+        weights = (sim / temperature).exp()
+        votes = torch.zeros(len(q), num_classes)
+        votes.scatter_add_(1, train_y[idx], weights)
+        scores.append(votes)
+    result = topk_accuracy(torch.cat(scores), test_y, (1, 5) if num_classes >= 5 else (1,))
+    result["k"] = k
+    return result
+
+
+def check_finite(x: torch.Tensor, what: str) -> None:
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).any(1).sum())
+        raise SimCLRError(f"{bad} {what} feature vectors are not finite: the encoder is broken (NaN weights?)")
+
+
+__all__ = ["extract_features", "knn_eval", "linear_eval", "topk_accuracy", "check_finite"]

@@ -1,0 +1,5 @@
+from simclr.models.encoder import ARCHS, ResNet, build_encoder
+from simclr.models.heads import HEADS, build_head
+from simclr.models.simclr import SimCLRModel, build_model
+
+__all__ = ["ARCHS", "HEADS", "ResNet", "SimCLRModel", "build_encoder", "build_head", "build_model"]

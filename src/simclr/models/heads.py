@@ -1,0 +1,55 @@
+"""Projection heads g(h) -> z.
+
+``mlp`` with ``bn=True`` (the default) follows the official code (``model_util.py``): every
+dense layer has no bias and is followed by BN; hidden layers use BN with beta then ReLU; the
+last BN has gamma but no beta and no ReLU; hidden width = dim(h). With ``bn=False`` it is the
+paper's ``z = W2 relu(W1 h)`` (with biases). v1 uses 2 layers, v2 uses 3.
+``linear`` is a single dense layer and ``none`` the identity (Figure 8's ablations).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from simclr.errors import SimCLRError
+
+HEADS = ("mlp", "linear", "none")
+
+
+class BatchNorm1dNoBeta(nn.BatchNorm1d):
+    """BN with a learnable scale (gamma) and no shift (beta): TF's ``center=False``."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__(num_features, eps=1e-5, momentum=0.1, affine=False)
+        self.weight_g = nn.Parameter(torch.ones(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * self.weight_g
+
+
+def build_head(
+    kind: str, in_dim: int, out_dim: int = 128, num_layers: int = 2, bn: bool = True
+) -> nn.Module:
+    """The projection head ``kind`` (``mlp``, ``linear`` or ``none``) on features of ``in_dim``."""
+    if kind == "none":
+        return nn.Identity()
+    if kind == "linear":
+        if bn:
+            return nn.Sequential(nn.Linear(in_dim, out_dim, bias=False), BatchNorm1dNoBeta(out_dim))
+        return nn.Linear(in_dim, out_dim)
+    if kind != "mlp":
+        raise SimCLRError(f"unknown head {kind!r}: choose one of {', '.join(HEADS)}")
+    if num_layers < 2:
+        raise SimCLRError(f"an mlp head needs >= 2 layers (2 = v1, 3 = v2), got {num_layers}")
+    layers: list[nn.Module] = []
+    for _ in range(num_layers - 1):
+        if bn:
+            layers += [nn.Linear(in_dim, in_dim, bias=False), nn.BatchNorm1d(in_dim), nn.ReLU(True)]
+        else:
+            layers += [nn.Linear(in_dim, in_dim), nn.ReLU(True)]
+    if bn:
+        layers += [nn.Linear(in_dim, out_dim, bias=False), BatchNorm1dNoBeta(out_dim)]
+    else:
+        layers += [nn.Linear(in_dim, out_dim)]
+    return nn.Sequential(*layers)

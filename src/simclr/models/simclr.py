@@ -1,0 +1,36 @@
+"""The SimCLR network: encoder f and projection head g."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from simclr.models.encoder import ResNet, build_encoder
+from simclr.models.heads import build_head
+
+
+class SimCLRModel(nn.Module):
+    """x -> (h, z): h = f(x) is the representation, z = g(h) feeds the loss."""
+
+    def __init__(self, encoder: ResNet, head: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(x)
+        return h, self.head(h)
+
+
+def build_model(
+    arch: str = "resnet18",
+    width_multiplier: float = 1.0,
+    stem: str = "auto",
+    image_size: int = 224,
+    head: str = "mlp",
+    head_layers: int = 2,
+    head_bn: bool = True,
+    proj_dim: int = 128,
+) -> SimCLRModel:
+    encoder = build_encoder(arch, width_multiplier, stem, image_size)
+    return SimCLRModel(encoder, build_head(head, encoder.feature_dim, proj_dim, head_layers, head_bn))

@@ -1,0 +1,149 @@
+"""Optimisers and the learning-rate schedule.
+
+LARS follows PAPER.md (and the official ``lars_optimizer.py``). For each parameter w with
+gradient g:
+
+    g <- g + wd * w
+    trust = eta * ||w|| / ||g||        (trust = 1 if either norm is 0)
+    v <- m * v + lr * trust * g
+    w <- w - v
+
+Parameters with ``ndim <= 1`` (biases, BN gamma/beta) are excluded from both the weight decay
+and the trust ratio: follow SimCLR, no weight decay and no LARS adaptation on BN and biases.
+The same ``ndim <= 1`` rule removes weight decay from those parameters for SGD and AdamW.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from simclr.errors import SimCLRError
+
+
+class LARS(torch.optim.Optimizer):
+    """Layer-wise Adaptive Rate Scaling (You et al. 2017) as used by SimCLR.
+
+    Args:
+        params: parameters or parameter groups.
+        lr: learning rate (the schedule overwrites it every step).
+        momentum: m (0.9 in the paper).
+        weight_decay: wd (1e-6 in the paper, 1e-4 in the v2 code).
+        trust_coefficient: eta (0.001).
+        exclude_1d: exclude parameters with ``ndim <= 1`` from weight decay and trust ratio.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict],
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        trust_coefficient: float = 0.001,
+        exclude_1d: bool = True,
+    ) -> None:
+        if lr < 0:
+            raise ValueError(f"lr must be >= 0, got {lr}")
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            trust_coefficient=trust_coefficient,
+            exclude_1d=exclude_1d,
+        )
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, m = group["lr"], group["momentum"]
+            wd, eta = group["weight_decay"], group["trust_coefficient"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if not (group["exclude_1d"] and p.ndim <= 1):
+                    if wd != 0:
+                        g = g.add(p, alpha=wd)
+                    w_norm = torch.linalg.vector_norm(p)
+                    g_norm = torch.linalg.vector_norm(g)
+                    trust = torch.where(
+                        (w_norm > 0) & (g_norm > 0), eta * w_norm / g_norm, torch.ones_like(w_norm)
+                    )
+                    g = g * trust
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                v = state["momentum_buffer"]
+                v.mul_(m).add_(g, alpha=lr)
+                p.sub_(v)
+        return loss
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Split parameters into a decayed group (ndim > 1) and an undecayed one (ndim <= 1)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+OPTIMIZERS = ("lars", "sgd", "adamw")
+DEFAULT_BASE_LR = {"lars": 0.3, "sgd": 0.06, "adamw": 1e-3}
+
+
+def build_optimizer(
+    name: str, model: nn.Module, lr: float, weight_decay: float, momentum: float = 0.9
+) -> torch.optim.Optimizer:
+    """The optimiser ``name`` over ``model``'s parameters, with the ``ndim <= 1`` exclusion."""
+    if name == "lars":
+        # LARS applies the exclusion itself; one group keeps its state_dict simple.
+        return LARS(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+        )
+    if name == "sgd":
+        return torch.optim.SGD(param_groups(model, weight_decay), lr=lr, momentum=momentum)
+    if name == "adamw":
+        return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
+    raise SimCLRError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
+
+
+def scaled_lr(base_lr: float, batch_size: int, rule: str) -> float:
+    """Peak lr from the batch size: ``linear`` base x B/256, or ``sqrt`` base x sqrt(B).
+
+    The paper: LARS 0.3 x B/256 (linear), or 0.075 x sqrt(B), better for small batches or
+    few epochs.
+    """
+    if rule == "linear":
+        return base_lr * batch_size / 256
+    if rule == "sqrt":
+        return base_lr * math.sqrt(batch_size)
+    raise SimCLRError(f"unknown lr scaling rule {rule!r}: choose 'linear' or 'sqrt'")
+
+
+def lr_at(step: int, peak_lr: float, warmup_steps: int, total_steps: int) -> float:
+    """Learning rate at global ``step`` (0-based): linear warm-up, then cosine decay to 0.
+
+    A pure function of the step, so resuming needs only the step. During warm-up the lr
+    climbs linearly, reaching ``peak_lr`` at step ``warmup_steps``; from there it follows
+    ``peak * 0.5 * (1 + cos(pi * t))`` with t going from 0 to 1 at ``total_steps``.
+    """
+    if warmup_steps > 0 and step < warmup_steps:
+        return peak_lr * step / warmup_steps
+    decay_steps = max(1, total_steps - warmup_steps)
+    t = min(1.0, (step - warmup_steps) / decay_steps)
+    return peak_lr * 0.5 * (1.0 + math.cos(math.pi * t))

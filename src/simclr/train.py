@@ -1,0 +1,288 @@
+"""The pretraining loop (no argparse here; ``simclr.cli`` builds the config).
+
+One step: two views of every image -> f and g on the concatenated 2N views (BN statistics
+over all of them, as the official code) -> NT-Xent -> optimiser step with the lr of this
+global step (linear warm-up then cosine, a pure function of the step).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+import yaml
+
+from simclr.checkpoint import CHECKPOINT, CHECKPOINT_FORMAT, ENCODER, atomic_save, encoder_payload, safe_load
+from simclr.config import PretrainConfig, resolve
+from simclr.data.loaders import PretrainLoader
+from simclr.data.sources import load_images
+from simclr.errors import SimCLRError
+from simclr.loss import nt_xent
+from simclr.metrics import MetricsLog, Progress
+from simclr.models.encoder import resolve_stem
+from simclr.models.simclr import SimCLRModel, build_model
+from simclr.optim import build_optimizer, lr_at, scaled_lr
+
+
+@dataclass
+class PretrainResult:
+    run_dir: Path
+    step: int
+    epoch: int
+    last_loss: float
+    interrupted: bool
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise SimCLRError(f"--device {name!r} is not a device (try cpu, cuda, cuda:1)") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SimCLRError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    return dev
+
+
+def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _build(cfg: PretrainConfig) -> SimCLRModel:
+    m = cfg.model
+    assert cfg.data.image_size is not None
+    return build_model(
+        m.arch, m.width_multiplier, m.stem, cfg.data.image_size, m.head, m.head_layers, m.head_bn, m.proj_dim
+    )
+
+
+def describe(cfg: PretrainConfig, peak_lr: float, steps_per_epoch: int, device: torch.device) -> str:
+    d, m, a, o, t = cfg.data, cfg.model, cfg.augment, cfg.optim, cfg.train
+    assert d.image_size is not None
+    return (
+        f"dataset {d.dataset} | image size {d.image_size} | {m.arch} x{m.width_multiplier} "
+        f"stem {resolve_stem(m.stem, d.image_size)} | head {m.head}"
+        f"{'-' + str(m.head_layers) if m.head == 'mlp' else ''} -> {m.proj_dim}\n"
+        f"temperature {cfg.loss.temperature} | colour strength {a.color_strength} | "
+        f"blur {'on' if a.blur else 'off'}\n"
+        f"{o.optimizer} peak lr {peak_lr:.4g} ({'given' if o.lr else f'{o.base_lr} {o.lr_scaling} rule'}) "
+        f"| weight decay {o.weight_decay} | warm-up {o.warmup_epochs} epochs then cosine\n"
+        f"batch {t.batch_size} x {steps_per_epoch} steps/epoch x {t.epochs} epochs | "
+        f"{t.precision} on {device}"
+    )
+
+
+class _StopFlag:
+    """SIGINT / SIGTERM ask the loop to checkpoint and stop after the current step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:  # noqa: ARG002
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.signal = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def pretrain(
+    cfg: PretrainConfig, run_dir: str | Path, resume: bool = False, log: TextIO | None = None
+) -> PretrainResult:
+    """Pretrain with SimCLR into ``run_dir``; returns where it stopped."""
+    log = log or sys.stderr
+    out = Path(run_dir)
+    ckpt_path = out / CHECKPOINT
+    state = None
+    if resume:
+        if not ckpt_path.exists():
+            raise SimCLRError(f"--resume: {ckpt_path} does not exist; start without --resume")
+        state = safe_load(ckpt_path)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise SimCLRError(f"--resume: {ckpt_path} is not a simclr checkpoint")
+        saved_model = state["config"]["model"]
+        cfg = resolve(cfg)
+        if saved_model != cfg.to_dict()["model"]:
+            diff = [k for k in saved_model if saved_model[k] != cfg.to_dict()["model"].get(k)]
+            raise SimCLRError(
+                f"--resume: the checkpoint's model differs in {', '.join(diff)}; "
+                "resume with the run's own config.yaml (--config) or start a new --out"
+            )
+    cfg = resolve(cfg)
+    d, o, t = cfg.data, cfg.optim, cfg.train
+    assert d.image_size is not None and cfg.loss.temperature is not None and o.warmup_epochs is not None
+    device = pick_device(t.device)
+    if t.precision == "fp16" and device.type != "cuda":
+        raise SimCLRError("--precision fp16 needs a CUDA GPU; on the CPU use bf16 (or fp32)")
+    if t.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise SimCLRError("this GPU has no bf16; use --precision fp16 (with a grad scaler) or fp32")
+
+    images = load_images(d.dataset, "pretrain", d.data_dir, d.limit, t.seed, d.image_size)
+    if len(images) < t.batch_size:
+        raise SimCLRError(
+            f"--batch-size {t.batch_size} is larger than the dataset ({len(images)} images): "
+            "lower --batch-size or raise --limit"
+        )
+    if out.exists() and not out.is_dir():
+        raise SimCLRError(f"--out {out} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise SimCLRError(f"--out {out} is not writable: {e.strerror}") from e
+    if not resume and ckpt_path.exists():
+        raise SimCLRError(f"{out} already holds a run: pass --resume to continue it, or choose a new --out")
+
+    torch.manual_seed(t.seed)
+    model = _build(cfg).to(device)
+    channels_last = t.channels_last if t.channels_last is not None else device.type == "cuda"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    loader = PretrainLoader(
+        images, t.batch_size, cfg.augment.to_augment_config(), d.image_size, t.seed, device, d.workers
+    )
+    steps_per_epoch = len(loader)
+    total_steps = steps_per_epoch * t.epochs
+    warmup_steps = round(o.warmup_epochs * steps_per_epoch)
+    peak_lr = o.lr if o.lr is not None else scaled_lr(o.base_lr or 0.3, t.batch_size, o.lr_scaling)
+    optimizer = build_optimizer(o.optimizer, model, peak_lr, o.weight_decay, o.momentum)
+    scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
+
+    step, epoch, batch_in_epoch = 0, 0, 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+    print(describe(cfg, peak_lr, steps_per_epoch, device), file=log)
+    n2 = 2 * t.batch_size
+    print(f"{len(images)} images; expected first loss about ln(2N-1) = {math.log(n2 - 1):.3f}", file=log)
+    if resume:
+        print(f"resuming from step {step} (epoch {epoch}, batch {batch_in_epoch})", file=log)
+
+    def save_checkpoint(ep: int, b: int, loss: float) -> None:
+        atomic_save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "version": 1,
+                "config": cfg.to_dict(),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+                "step": step,
+                "epoch": ep,
+                "batch_in_epoch": b,
+                "last_loss": loss,
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+                },
+            },
+            ckpt_path,
+        )
+
+    metrics = MetricsLog(out, resume_step=step if resume else None)
+    stop_at = min(total_steps, t.max_steps) if t.max_steps else total_steps
+    progress = Progress(stop_at, step, log)
+    last_loss = float(state["last_loss"]) if state else float("nan")
+    interrupted = False
+    model.train()
+    tick, tick_step = time.perf_counter(), step
+    try:
+        with _StopFlag() as stop:
+            while epoch < t.epochs and step < stop_at and not interrupted:
+                for b, (v1, v2) in enumerate(loader.batches(epoch, batch_in_epoch), start=batch_in_epoch):
+                    lr = lr_at(step, peak_lr, warmup_steps, total_steps)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    x = torch.cat([v1, v2])
+                    if channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    with autocast_context(t.precision, device):
+                        _, z = model(x)
+                    z1, z2 = z.float().chunk(2)
+                    loss, pos_acc = nt_xent(z1, z2, cfg.loss.temperature)
+                    loss_value = loss.item()
+                    if not math.isfinite(loss_value):
+                        raise SimCLRError(
+                            f"the loss became {loss_value} at step {step} (last finite loss "
+                            f"{last_loss:.4f}); try a lower --lr, --precision fp32, or check the "
+                            f"data. The last good checkpoint is kept in {ckpt_path}"
+                        )
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                    step += 1
+                    last_loss = loss_value
+                    end_of_epoch = b + 1 == steps_per_epoch
+                    record = None
+                    if step % t.log_every == 0 or end_of_epoch or step == stop_at:
+                        now = time.perf_counter()
+                        record = {
+                            "step": step,
+                            "epoch": epoch + (b + 1) / steps_per_epoch,
+                            "loss": loss_value,
+                            "pos_acc": float(pos_acc),
+                            "lr": lr,
+                            "images_per_s": (step - tick_step) * t.batch_size / max(now - tick, 1e-9),
+                        }
+                        metrics.write(record)
+                        tick, tick_step = now, step
+                    progress.update(step, record)
+                    if stop.signal is not None and not end_of_epoch:
+                        save_checkpoint(epoch, b + 1, last_loss)
+                        name = signal.Signals(stop.signal).name
+                        print(f"\n{name}: checkpoint saved at step {step}; continue with --resume", file=log)
+                        interrupted = True
+                        break
+                    if step >= stop_at and not end_of_epoch:
+                        save_checkpoint(epoch, b + 1, last_loss)
+                        break
+                else:
+                    epoch += 1
+                    batch_in_epoch = 0
+                    save_checkpoint(epoch, 0, last_loss)
+                    if stop.signal is not None:
+                        name = signal.Signals(stop.signal).name
+                        print(f"\n{name}: checkpoint saved at step {step}; continue with --resume", file=log)
+                        interrupted = True
+                    continue
+                break
+    finally:
+        progress.close()
+        metrics.close()
+    if not interrupted:
+        atomic_save(encoder_payload(model.encoder, d.image_size), out / ENCODER)
+        print(f"done: {step} steps, last loss {last_loss:.4f}; encoder saved to {out / ENCODER}", file=log)
+    return PretrainResult(out, step, epoch, last_loss, interrupted)

@@ -85,7 +85,7 @@ class Progress:
         done = step - self.start_step
         eta = elapsed / done * (self.total - step) if done > 0 else float("nan")
         print(
-            f"step {step}/{self.total} epoch {record['epoch']} loss {record['loss']:.4f} "
+            f"step {step}/{self.total} epoch {record['epoch']:.2f} loss {record['loss']:.4f} "
             f"pos_acc {record['pos_acc']:.3f} lr {record['lr']:.4g} "
             f"{record['images_per_s']:.0f} img/s eta {format_seconds(eta)}",
             file=self.stream, flush=True,

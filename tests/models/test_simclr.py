@@ -1,0 +1,80 @@
+"""Every encoder x head: shapes, gradients reach every parameter, no NaN; stems; init."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from simclr import build_encoder, build_model
+from simclr.errors import SimCLRError
+from simclr.models.encoder import ARCHS, BasicBlock, Bottleneck
+from simclr.models.heads import HEADS, build_head
+
+WIDTH = 0.25
+FEATURE_DIM = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048, "resnet152": 2048}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("head", HEADS)
+def test_encoder_head_shapes_and_gradients(arch: str, head: str) -> None:
+    model = build_model(arch, WIDTH, "cifar", 8, head=head, proj_dim=32)
+    x = torch.rand(4, 3, 8, 8)
+    h, z = model(x)
+    dim = int(FEATURE_DIM[arch] * WIDTH)
+    assert h.shape == (4, dim)
+    assert z.shape == (4, dim if head == "none" else 32)
+    assert torch.isfinite(h).all() and torch.isfinite(z).all()
+    (z.pow(2).sum() + h.sum()).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"
+
+
+@pytest.mark.parametrize("layers", [2, 3])
+@pytest.mark.parametrize("bn", [True, False])
+def test_mlp_head_depth_and_bn(layers: int, bn: bool) -> None:
+    head = build_head("mlp", 64, 16, layers, bn)
+    linears = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == layers
+    assert [m.out_features for m in linears] == [64] * (layers - 1) + [16]
+    assert all((m.bias is None) == bn for m in linears)  # official code: no bias before BN
+    assert head(torch.randn(8, 64)).shape == (8, 16)
+
+
+def test_width_multiplier_scales_every_filter_count_including_stem() -> None:
+    narrow = build_encoder("resnet18", 0.5, "imagenet")
+    wide = build_encoder("resnet18", 2.0, "imagenet")
+    assert narrow.feature_dim == 256 and wide.feature_dim == 1024
+    convs_n = [m.out_channels for m in narrow.modules() if isinstance(m, torch.nn.Conv2d)]
+    convs_w = [m.out_channels for m in wide.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs_n[0] == 32 and convs_w[0] == 128  # the stem scales too
+    assert all(w == 4 * n for n, w in zip(convs_n, convs_w))
+
+
+def test_stems() -> None:
+    cifar = build_encoder("resnet18", WIDTH, "auto", image_size=32)
+    imnet = build_encoder("resnet18", WIDTH, "auto", image_size=64)
+    c1 = next(m for m in cifar.modules() if isinstance(m, torch.nn.Conv2d))
+    i1 = next(m for m in imnet.modules() if isinstance(m, torch.nn.Conv2d))
+    assert c1.kernel_size == (3, 3) and c1.stride == (1, 1)
+    assert i1.kernel_size == (7, 7) and i1.stride == (2, 2)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in cifar.modules())
+    assert any(isinstance(m, torch.nn.MaxPool2d) for m in imnet.modules())
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_zero_init_last_bn_gamma_makes_blocks_identity(arch: str) -> None:
+    enc = build_encoder(arch, WIDTH, "cifar")
+    last_bns = [blk.bn2 if isinstance(blk, BasicBlock) else blk.bn3 for blk in enc.modules()
+                if isinstance(blk, (BasicBlock, Bottleneck))]
+    assert last_bns
+    assert all(float(bn.weight.detach().abs().sum()) == 0.0 for bn in last_bns)
+
+
+def test_unknown_names() -> None:
+    with pytest.raises(SimCLRError, match="resnet18"):
+        build_encoder("resnet19")
+    with pytest.raises(SimCLRError):
+        build_encoder("resnet18", stem="tiny")
+    with pytest.raises(SimCLRError):
+        build_head("transformer", 8)

@@ -1,0 +1,148 @@
+"""The batched SimCLR augmentation: each op against torchvision, crop geometry, shape, range,
+seeded determinism, switches."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torchvision.transforms.v2.functional as TF
+
+from simclr.augment import (
+    AugmentConfig,
+    SimCLRAugment,
+    adjust_brightness,
+    adjust_contrast,
+    adjust_hue,
+    adjust_saturation,
+    blur_kernel_size,
+    crop_resize_flip,
+    gaussian_blur,
+    sample_crop_boxes,
+)
+from simclr.errors import SimCLRError
+
+
+def images(n: int = 6, side: int = 20, channels: int = 3) -> torch.Tensor:
+    return torch.randint(0, 256, (n, channels, side, side), generator=torch.Generator().manual_seed(3),
+                         dtype=torch.uint8)
+
+
+@pytest.mark.parametrize(
+    "ours,theirs,factors",
+    [
+        (adjust_brightness, TF.adjust_brightness, [0.6, 1.0, 1.4]),
+        (adjust_contrast, TF.adjust_contrast, [0.6, 1.0, 1.4]),
+        (adjust_saturation, TF.adjust_saturation, [0.0, 0.6, 1.4]),
+        (adjust_hue, TF.adjust_hue, [-0.1, 0.0, 0.1]),
+    ],
+)
+def test_colour_ops_match_torchvision(ours, theirs, factors) -> None:  # noqa: ANN001
+    x = images(3).float() / 255
+    got = ours(x, torch.tensor(factors))
+    for i, f in enumerate(factors):
+        torch.testing.assert_close(got[i], theirs(x[i], f), atol=2e-4, rtol=0)  # torchvision luma 0.2989 vs 0.299
+
+
+def test_additive_brightness_and_channel_mean_contrast() -> None:
+    x = images(2).float() / 255
+    torch.testing.assert_close(adjust_brightness(x, torch.tensor([0.1, -0.1]), additive=True),
+                               torch.cat([(x[:1] + 0.1), (x[1:] - 0.1)]).clamp(0, 1))
+    m = x.mean((2, 3), keepdim=True)
+    torch.testing.assert_close(adjust_contrast(x, torch.tensor([0.5, 0.5]), channel_mean=True),
+                               (0.5 * x + 0.5 * m).clamp(0, 1))
+
+
+@pytest.mark.parametrize("sigma", [0.3, 1.0, 2.0])
+def test_blur_matches_torchvision(sigma: float) -> None:
+    x = images(2, 40).float() / 255
+    k = blur_kernel_size(40)
+    got = gaussian_blur(x, torch.tensor([sigma, sigma]), k)
+    torch.testing.assert_close(got, TF.gaussian_blur(x, [k, k], [sigma, sigma]), atol=1e-5, rtol=0)
+
+
+def test_blur_kernel_is_ten_percent_of_side_and_odd() -> None:
+    assert blur_kernel_size(224) == 23
+    assert blur_kernel_size(96) == 9
+    assert blur_kernel_size(32) == 3
+
+
+def test_crop_boxes_follow_random_resized_crop() -> None:
+    g = torch.Generator().manual_seed(0)
+    boxes = sample_crop_boxes(4000, 50, 40, (0.08, 1.0), (3 / 4, 4 / 3), g)
+    top, left, h, w = boxes.unbind(1)
+    assert (top >= 0).all() and (left >= 0).all() and (top + h <= 50).all() and (left + w <= 40).all()
+    frac = (h * w).double() / (50 * 40)
+    assert frac.min() >= 0.06 and frac.max() <= 1.0
+    ratio = w.double() / h.double()
+    assert ratio.min() >= 3 / 4 * 0.8 and ratio.max() <= 4 / 3 * 1.25  # rounding to pixels
+    # uniform area: the mean area fraction is near (0.08 + 1) / 2 (a bit lower: large crops
+    # with extreme aspect do not fit and are redrawn)
+    assert 0.42 < float(frac.mean()) < 0.56
+
+
+def test_crop_fallback_is_the_central_clamped_crop() -> None:
+    g = torch.Generator().manual_seed(0)
+    # scale >= 1 on a 10x100 image never fits at aspect <= 4/3: whole height, width 13
+    boxes = sample_crop_boxes(5, 10, 100, (1.0, 1.0), (3 / 4, 4 / 3), g)
+    assert (boxes == torch.tensor([0, (100 - 13) // 2, 10, 13])).all()
+
+
+def test_identity_crop_and_flip() -> None:
+    x = images(2, 16).float() / 255
+    boxes = torch.tensor([[0, 0, 16, 16], [0, 0, 16, 16]])
+    out = crop_resize_flip(x, boxes, torch.tensor([False, True]), 16)
+    torch.testing.assert_close(out[0], x[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[1], x[1].flip(2), atol=1e-5, rtol=0)
+
+
+def test_crop_picks_the_box() -> None:
+    x = torch.zeros(1, 3, 8, 8)
+    x[..., 2:, 2:] = 1.0  # white wherever the bicubic taps of the box [4, 8) reach
+    out = crop_resize_flip(x, torch.tensor([[4, 4, 4, 4]]), torch.tensor([False]), 8)
+    torch.testing.assert_close(out, torch.ones(1, 3, 8, 8), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("blur", [True, False])
+def test_views_shape_range_and_determinism(channels: int, blur: bool) -> None:
+    aug = SimCLRAugment(AugmentConfig(color_strength=1.0, blur=blur), size=24)
+    x = images(8, 30, channels)
+    a = aug(x, torch.Generator().manual_seed(7))
+    b = aug(x, torch.Generator().manual_seed(7))
+    c = aug(x, torch.Generator().manual_seed(8))
+    assert a.shape == (8, 3, 24, 24) and a.dtype == torch.float32
+    assert a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_everything_off_is_identity() -> None:
+    cfg = AugmentConfig(crop=False, flip_p=0.0, color_p=0.0, grayscale_p=0.0, blur=False)
+    x = images(4, 16)
+    out = SimCLRAugment(cfg, 16)(x, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, x.float() / 255)
+
+
+def test_probabilities_are_honoured() -> None:
+    # grayscale with p = 1: every view gray; p = 0: colour views stay coloured
+    x = images(16, 16)
+    gray = SimCLRAugment(AugmentConfig(crop=False, color_p=0.0, grayscale_p=1.0, blur=False), 16)
+    out = gray(x, torch.Generator().manual_seed(0))
+    assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 1], out[:, 2])
+    flip = SimCLRAugment(AugmentConfig(crop=False, flip_p=1.0, color_p=0.0, grayscale_p=0.0, blur=False), 16)
+    torch.testing.assert_close(flip(x, torch.Generator()), x.float().flip(3) / 255)
+    # colour jitter with p = 0.8 changes about 80% of the images
+    jit = SimCLRAugment(AugmentConfig(crop=False, flip_p=0.0, color_p=0.8, grayscale_p=0.0, blur=False), 8)
+    big = images(400, 8)
+    changed = (jit(big, torch.Generator().manual_seed(1)) - big.float() / 255).abs().flatten(1).amax(1) > 1e-4
+    assert abs(float(changed.float().mean()) - 0.8) < 0.08
+
+
+def test_invalid_config() -> None:
+    with pytest.raises(SimCLRError):
+        SimCLRAugment(AugmentConfig(color_p=1.5), 16)
+    with pytest.raises(SimCLRError):
+        SimCLRAugment(AugmentConfig(crop_scale=(0.5, 0.1)), 16)
+    assert math.isclose(AugmentConfig().crop_ratio[1], 4 / 3)

@@ -1,0 +1,106 @@
+"""LARS against PAPER.md's update rule; the lr rules and the warm-up + cosine schedule."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from simclr import LARS, lr_at, scaled_lr
+from simclr.errors import SimCLRError
+from simclr.optim import build_optimizer
+
+
+def reference_lars_step(
+    params: list[torch.Tensor], grads: list[torch.Tensor], bufs: list[torch.Tensor],
+    lr: float, m: float, wd: float, eta: float,
+) -> None:
+    """PAPER.md, per parameter w with gradient g (ndim <= 1: no wd, trust = 1)."""
+    for w, g, v in zip(params, grads, bufs):
+        g = g.clone()
+        if w.ndim > 1:
+            g = g + wd * w
+            wn, gn = float(w.norm()), float(g.norm())
+            trust = eta * wn / gn if wn > 0 and gn > 0 else 1.0
+        else:
+            trust = 1.0
+        v.mul_(m).add_(lr * trust * g)
+        w.sub_(v)
+
+
+def test_lars_matches_reference_over_steps() -> None:
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(7, 5), nn.BatchNorm1d(5), nn.Linear(5, 3))
+    ref = [p.detach().clone().double() for p in model.parameters()]
+    bufs = [torch.zeros_like(p) for p in ref]
+    lr, m, wd, eta = 0.7, 0.9, 1e-3, 0.001
+    opt = LARS(model.parameters(), lr=lr, momentum=m, weight_decay=wd, trust_coefficient=eta)
+    for step in range(4):
+        x = torch.randn(16, 7)
+        opt.zero_grad()
+        model(x).pow(2).mean().backward()
+        grads = [p.grad.detach().double() for p in model.parameters()]
+        opt.step()
+        reference_lars_step(ref, grads, bufs, lr, m, wd, eta)
+        for p, r in zip(model.parameters(), ref):
+            torch.testing.assert_close(p.detach().double(), r, rtol=1e-5, atol=1e-7)
+
+
+def test_lars_excludes_1d_params_from_wd_and_trust() -> None:
+    bias = nn.Parameter(torch.tensor([1.0, -2.0]))
+    weight = nn.Parameter(torch.full((2, 2), 3.0))
+    opt = LARS([bias, weight], lr=0.1, momentum=0.0, weight_decay=0.5, trust_coefficient=0.001)
+    bias.grad = torch.tensor([1.0, 1.0])
+    weight.grad = torch.ones(2, 2)
+    opt.step()
+    # bias: plain SGD step, no decay, no trust ratio
+    torch.testing.assert_close(bias.detach(), torch.tensor([0.9, -2.1]))
+    # weight: g = 1 + 0.5*3 = 2.5 per entry; trust = 0.001 * ||w|| / ||g|| = 0.001 * 6 / 5
+    trust = 0.001 * 6.0 / 5.0
+    torch.testing.assert_close(weight.detach(), torch.full((2, 2), 3.0 - 0.1 * trust * 2.5))
+
+
+def test_lars_trust_is_one_when_a_norm_is_zero() -> None:
+    w = nn.Parameter(torch.zeros(2, 2))
+    opt = LARS([w], lr=0.5, momentum=0.0, weight_decay=0.0)
+    w.grad = torch.ones(2, 2)
+    opt.step()
+    torch.testing.assert_close(w.detach(), torch.full((2, 2), -0.5))
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw"])
+def test_other_optimizers_exclude_1d_from_decay(name: str) -> None:
+    model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+    opt = build_optimizer(name, model, lr=0.1, weight_decay=0.3)
+    for group in opt.param_groups:
+        for p in group["params"]:
+            assert group["weight_decay"] == (0.0 if p.ndim <= 1 else 0.3)
+
+
+def test_unknown_optimizer() -> None:
+    with pytest.raises(SimCLRError, match="lars"):
+        build_optimizer("adam", nn.Linear(2, 2), 0.1, 0.0)
+
+
+def test_lr_rules() -> None:
+    assert scaled_lr(0.3, 4096, "linear") == pytest.approx(4.8)
+    assert scaled_lr(0.3, 256, "linear") == pytest.approx(0.3)
+    assert scaled_lr(0.075, 4096, "sqrt") == pytest.approx(4.8)
+    assert scaled_lr(0.075, 256, "sqrt") == pytest.approx(1.2)
+    with pytest.raises(SimCLRError):
+        scaled_lr(0.3, 256, "cubic")
+
+
+def test_schedule_values() -> None:
+    peak, warm, total = 2.0, 10, 110
+    assert lr_at(0, peak, warm, total) == 0.0  # warm-up start
+    assert lr_at(5, peak, warm, total) == pytest.approx(1.0)  # linear
+    assert lr_at(10, peak, warm, total) == pytest.approx(peak)  # peak
+    assert lr_at(60, peak, warm, total) == pytest.approx(peak / 2)  # cosine midpoint
+    assert lr_at(35, peak, warm, total) == pytest.approx(peak * 0.5 * (1 + math.cos(math.pi / 4)))
+    assert lr_at(110, peak, warm, total) == pytest.approx(0.0, abs=1e-12)  # end
+    assert lr_at(0, peak, 0, total) == pytest.approx(peak)  # no warm-up starts at the peak
+    values = [lr_at(s, peak, warm, total) for s in range(warm, total + 1)]
+    assert all(a >= b for a, b in zip(values, values[1:]))  # monotone decay

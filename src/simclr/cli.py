@@ -109,7 +109,11 @@ def _pretrain(args: argparse.Namespace) -> int:
     if config_path is None and args.resume and (Path(args.out) / "config.yaml").exists():
         config_path = str(Path(args.out) / "config.yaml")  # resume the run as it was configured
     if config_path:
-        apply_overrides(cfg, load_yaml(config_path), config_path)
+        saved = load_yaml(config_path)
+        if args.resume and config_path == str(Path(args.out) / "config.yaml"):
+            # a run stopped by --max-steps continues to its end unless --max-steps is given again
+            saved.get("train", {}).pop("max_steps", None)
+        apply_overrides(cfg, saved, config_path)
     flags = {
         key: getattr(args, key.replace(".", "__"))
         for _, key, _, _ in PRETRAIN_FLAGS
@@ -117,7 +121,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     }
     apply_overrides(cfg, flags, "command line")
     result = pretrain(cfg, args.out, resume=args.resume, log=sys.stderr)
-    return 0 if not result.interrupted else 0
+    return 130 if result.interrupted else 0  # 128 + SIGINT, as a shell reports an interrupt
 
 
 def _features(args: argparse.Namespace):  # noqa: ANN202

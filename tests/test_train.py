@@ -1,0 +1,144 @@
+"""Pretraining: run-dir contents, resume exactness, non-finite loss, bad settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from simclr import PretrainConfig, load_encoder, pretrain
+from simclr.checkpoint import safe_load
+from simclr.config import apply_overrides
+from simclr.errors import SimCLRError
+
+
+def tiny_config(**overrides: object) -> PretrainConfig:
+    cfg = PretrainConfig()
+    apply_overrides(
+        cfg,
+        {
+            "data.dataset": "synthetic", "data.limit": 96, "data.image_size": 16,
+            "model.width_multiplier": 0.25, "train.batch_size": 32, "train.epochs": 2,
+            "train.log_every": 1, "train.device": "cpu", "optim.warmup_epochs": 0.5,
+            **overrides,
+        },
+        "test",
+    )
+    return cfg
+
+
+def losses(run: Path) -> list[tuple[int, float]]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["loss"]) for r in rows]
+
+
+def test_run_dir_contents(tmp_path: Path) -> None:
+    result = pretrain(tiny_config(), tmp_path / "run")
+    run = tmp_path / "run"
+    assert result.step == 6 and not result.interrupted
+    for name in ("config.yaml", "metrics.jsonl", "checkpoint.pt", "encoder.pt"):
+        assert (run / name).is_file(), name
+    assert list(run.glob("events.out.tfevents*")) or list(run.glob("**/events.out.tfevents*"))
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 7))
+    for r in rows:
+        assert {"step", "epoch", "loss", "lr", "images_per_s"} <= set(r)
+    assert rows[1]["lr"] > rows[0]["lr"]  # warm-up, then cosine down
+    assert rows[-1]["lr"] < rows[2]["lr"]
+    # config.yaml is fully resolved: no "auto" left for the dataset-dependent values
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["loss"]["temperature"] == 0.5 and saved["augment"]["blur"] is False
+    encoder = load_encoder(run)
+    assert not encoder.training
+    with torch.no_grad():
+        h = encoder(torch.rand(2, 3, 16, 16))
+    assert h.shape == (2, 128)
+
+
+def test_resume_gives_the_same_losses(tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    pretrain(tiny_config(), full)
+    part = tmp_path / "part"
+    first = pretrain(tiny_config(**{"train.max_steps": 3}), part)  # stops after epoch 1
+    assert first.step == 3
+    state = safe_load(part / "checkpoint.pt")
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (3, 1, 0)
+    pretrain(tiny_config(), part, resume=True)
+    a, b = losses(full), losses(part)
+    assert [s for s, _ in a] == [s for s, _ in b] == list(range(1, 7))
+    for (_, la), (_, lb) in zip(a, b):
+        assert lb == pytest.approx(la, rel=1e-4)
+    wa = load_encoder(full).state_dict()
+    wb = load_encoder(part).state_dict()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5)
+
+
+def test_resume_mid_epoch(tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    pretrain(tiny_config(), full)
+    part = tmp_path / "part"
+    pretrain(tiny_config(**{"train.max_steps": 4}), part)  # stops inside epoch 2
+    state = safe_load(part / "checkpoint.pt")
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (4, 1, 1)
+    pretrain(tiny_config(), part, resume=True)
+    for (_, la), (_, lb) in zip(losses(full), losses(part)):
+        assert lb == pytest.approx(la, rel=1e-4)
+
+
+def test_resume_refuses_another_model(tmp_path: Path) -> None:
+    pretrain(tiny_config(**{"train.max_steps": 3}), tmp_path)
+    with pytest.raises(SimCLRError, match="arch"):
+        pretrain(tiny_config(**{"model.arch": "resnet34"}), tmp_path, resume=True)
+
+
+def test_refuses_to_overwrite_a_run(tmp_path: Path) -> None:
+    pretrain(tiny_config(**{"train.max_steps": 1}), tmp_path)
+    with pytest.raises(SimCLRError, match="--resume"):
+        pretrain(tiny_config(), tmp_path)
+
+
+def test_non_finite_loss_stops_and_keeps_the_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simclr.train as train_mod
+
+    real = train_mod.nt_xent
+    calls = {"n": 0}
+
+    def poisoned(z1: torch.Tensor, z2: torch.Tensor, t: float):  # noqa: ANN202
+        calls["n"] += 1
+        loss, acc = real(z1, z2, t)
+        return (loss * float("nan"), acc) if calls["n"] == 5 else (loss, acc)
+
+    monkeypatch.setattr(train_mod, "nt_xent", poisoned)
+    with pytest.raises(SimCLRError, match="lower --lr") as err:
+        pretrain(tiny_config(), tmp_path)
+    assert "step 4" in str(err.value)
+    state = safe_load(tmp_path / "checkpoint.pt")
+    assert state["step"] == 3  # the end of epoch 1: the last good one
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ({"train.batch_size": 200}, "larger than the dataset"),
+        ({"model.arch": "resnet19"}, "did you mean 'resnet18'"),
+        ({"data.dataset": "cifar11"}, "cifar10"),
+        ({"train.precision": "fp8"}, "fp32"),
+        ({"loss.temperature": 0.0}, "--temperature"),
+        ({"train.precision": "fp16"}, "CUDA"),
+    ],
+)
+def test_bad_settings_stop_before_training(tmp_path: Path, override: dict, message: str) -> None:
+    with pytest.raises(SimCLRError, match=message):
+        pretrain(tiny_config(**override), tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_bf16_autocast_runs_on_cpu(tmp_path: Path) -> None:
+    result = pretrain(tiny_config(**{"train.precision": "bf16", "train.max_steps": 2}), tmp_path)
+    assert result.step == 2
+    assert all(torch.isfinite(torch.tensor(loss)) for _, loss in losses(tmp_path))

@@ -18,7 +18,7 @@ def reference_lars_step(
     lr: float, m: float, wd: float, eta: float,
 ) -> None:
     """PAPER.md, per parameter w with gradient g (ndim <= 1: no wd, trust = 1)."""
-    for w, g, v in zip(params, grads, bufs):
+    for w, g, v in zip(params, grads, bufs, strict=False):
         g = g.clone()
         if w.ndim > 1:
             g = g + wd * w
@@ -37,14 +37,14 @@ def test_lars_matches_reference_over_steps() -> None:
     bufs = [torch.zeros_like(p) for p in ref]
     lr, m, wd, eta = 0.7, 0.9, 1e-3, 0.001
     opt = LARS(model.parameters(), lr=lr, momentum=m, weight_decay=wd, trust_coefficient=eta)
-    for step in range(4):
+    for _step in range(4):
         x = torch.randn(16, 7)
         opt.zero_grad()
         model(x).pow(2).mean().backward()
         grads = [p.grad.detach().double() for p in model.parameters()]
         opt.step()
         reference_lars_step(ref, grads, bufs, lr, m, wd, eta)
-        for p, r in zip(model.parameters(), ref):
+        for p, r in zip(model.parameters(), ref, strict=False):
             torch.testing.assert_close(p.detach().double(), r, rtol=1e-5, atol=1e-7)
 
 
@@ -103,4 +103,4 @@ def test_schedule_values() -> None:
     assert lr_at(110, peak, warm, total) == pytest.approx(0.0, abs=1e-12)  # end
     assert lr_at(0, peak, 0, total) == pytest.approx(peak)  # no warm-up starts at the peak
     values = [lr_at(s, peak, warm, total) for s in range(warm, total + 1)]
-    assert all(a >= b for a, b in zip(values, values[1:]))  # monotone decay
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))  # monotone decay

@@ -69,7 +69,7 @@ def test_resume_gives_the_same_losses(tmp_path: Path) -> None:
     pretrain(tiny_config(), part, resume=True)
     a, b = losses(full), losses(part)
     assert [s for s, _ in a] == [s for s, _ in b] == list(range(1, 7))
-    for (_, la), (_, lb) in zip(a, b):
+    for (_, la), (_, lb) in zip(a, b, strict=False):
         assert lb == pytest.approx(la, rel=1e-4)
     wa = load_encoder(full).state_dict()
     wb = load_encoder(part).state_dict()
@@ -85,7 +85,7 @@ def test_resume_mid_epoch(tmp_path: Path) -> None:
     state = safe_load(part / "checkpoint.pt")
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (4, 1, 1)
     pretrain(tiny_config(), part, resume=True)
-    for (_, la), (_, lb) in zip(losses(full), losses(part)):
+    for (_, la), (_, lb) in zip(losses(full), losses(part), strict=False):
         assert lb == pytest.approx(la, rel=1e-4)
 
 

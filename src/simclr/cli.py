@@ -19,7 +19,7 @@ from simclr.errors import SimCLRError
 PRETRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--dataset", "data.dataset", str, "synthetic (default), folder, cifar10, cifar100, stl10, mnist, fashion-mnist"),
     ("--data-dir", "data.data_dir", str, "where the dataset lives (a folder of images for 'folder')"),
-    ("--image-size", "data.image_size", int, "side of the training crops (default: the dataset's own; 224 for folders)"),
+    ("--image-size", "data.image_size", int, "training crop side (default: the dataset's own; 224 for folders)"),
     ("--limit", "data.limit", int, "use only the first N images"),
     ("--workers", "data.workers", int, "DataLoader workers for folder datasets (default 2)"),
     ("--arch", "model.arch", str, "resnet18 (default), resnet34, resnet50, resnet101, resnet152"),
@@ -155,6 +155,10 @@ def _features(args: argparse.Namespace):  # noqa: ANN202
     test_limit = None if args.limit is None else max(1, args.limit // 5)
     train = load_images(dataset, "train", data_dir, args.limit, args.seed, size)
     test = load_images(dataset, "test", data_dir, test_limit, args.seed, size)
+    if bool((torch.as_tensor(train.labels) < 0).any()):
+        raise SimCLRError(
+            f"the {dataset} images have no labels: evaluation needs class subfolders (DIR/CLASS/img.png)"
+        )
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
     xtr, ytr = extract_features(encoder, train, size, device, args.batch_size, args.workers, args.precision)
     xte, yte = extract_features(encoder, test, size, device, args.batch_size, args.workers, args.precision)

@@ -189,12 +189,13 @@ def load_preset(name: str) -> dict[str, Any]:
 
 def _check_choice(value: Any, options: tuple[str, ...] | list[str], flag: str) -> None:
     if value not in options:
-        raise SimCLRError(f"{flag} {value!r} is not valid{_suggest(str(value), list(options))}: choose one of {', '.join(options)}")
+        hint = _suggest(str(value), list(options))
+        raise SimCLRError(f"{flag} {value!r} is not valid{hint}: choose one of {', '.join(options)}")
 
 
 def resolve(cfg: PretrainConfig) -> PretrainConfig:
     """Fill the "auto" values from the dataset's defaults and validate every option."""
-    d, m, a, lo, o, t = cfg.data, cfg.model, cfg.augment, cfg.loss, cfg.optim, cfg.train
+    d, a, lo, o, t = cfg.data, cfg.augment, cfg.loss, cfg.optim, cfg.train
     _check_choice(d.dataset, list(DATASETS), "--dataset")
     defaults = DATASETS[d.dataset]
     if d.image_size is None:

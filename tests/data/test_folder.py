@@ -34,7 +34,7 @@ def test_labels_from_first_level_subfolders(tmp_path: Path) -> None:
     paths, labels, classes = scan_folder(tmp_path)
     assert classes == ["cat", "dog"]
     assert len(paths) == 7
-    for p, y in zip(paths, labels):
+    for p, y in zip(paths, labels, strict=False):
         assert Path(p).relative_to(tmp_path).parts[0] == classes[y]
 
 

@@ -48,7 +48,7 @@ def test_width_multiplier_scales_every_filter_count_including_stem() -> None:
     convs_n = [m.out_channels for m in narrow.modules() if isinstance(m, torch.nn.Conv2d)]
     convs_w = [m.out_channels for m in wide.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs_n[0] == 32 and convs_w[0] == 128  # the stem scales too
-    assert all(w == 4 * n for n, w in zip(convs_n, convs_w))
+    assert all(w == 4 * n for n, w in zip(convs_n, convs_w, strict=False))
 
 
 def test_stems() -> None:

@@ -118,7 +118,7 @@ class ResNet(nn.Module):
             )
         in_ch = stem_ch
         stages = []
-        for i, (w, n) in enumerate(zip(widths, spec.layers)):
+        for i, (w, n) in enumerate(zip(widths, spec.layers, strict=False)):
             blocks = []
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1

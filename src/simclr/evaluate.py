@@ -101,7 +101,10 @@ def linear_eval(
     _check_labels(train_y, "train")
     _check_labels(test_y, "test")
     num_classes = int(max(train_y.max(), test_y.max())) + 1
-    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
+    mean, std = train_x.mean(0), train_x.std(0)
+    # Features (nearly) constant on train, e.g. dead ReLUs of an untrained net, keep their scale:
+    # dividing by a ~0 std would blow up their test values and swamp the classifier.
+    std = torch.where(std > 1e-3 * std.median().clamp_min(1e-12), std, torch.ones_like(std))
     xtr, xte = (train_x - mean) / std, (test_x - mean) / std
     grid = list(l2_grid)
     best_l2 = grid[0]

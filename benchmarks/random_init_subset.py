@@ -29,10 +29,7 @@ def main() -> None:
     torch.manual_seed(0)
     zero_gamma = ResNet(trained.arch, trained.width_multiplier, trained.stem_type).eval()
     torch.manual_seed(0)
-    gamma_one = ResNet(trained.arch, trained.width_multiplier, trained.stem_type).eval()
-    for m in gamma_one.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            torch.nn.init.ones_(m.weight)
+    gamma_one = ResNet(trained.arch, trained.width_multiplier, trained.stem_type, zero_init_residual=False).eval()
     tr = load_images("fashion-mnist", "train", args.data_dir, args.train)
     te = load_images("fashion-mnist", "test", args.data_dir, args.test)
     cpu = torch.device("cpu")

@@ -142,13 +142,8 @@ def _features(args: argparse.Namespace):  # noqa: ANN202
         run_cfg = load_yaml(run_dir / "config.yaml").get("data", {})
     if args.random_init:
         torch.manual_seed(args.seed)
-        fresh = ResNet(encoder.arch, encoder.width_multiplier, encoder.stem_type)
-        # The baseline is a standard-initialised net (every BN gamma 1). Training starts from
-        # zero-init last-BN gammas, which make each block an identity: untrained, that net is a
-        # strided pixel subsampler and a strawman baseline (BENCHMARKS.md).
-        for m in fresh.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                torch.nn.init.ones_(m.weight)
+        # the fair baseline: a standard init (BN gamma 1), not training's zero-gamma start
+        fresh = ResNet(encoder.arch, encoder.width_multiplier, encoder.stem_type, zero_init_residual=False)
         fresh.image_size = encoder.image_size  # type: ignore[assignment]
         encoder = fresh.eval()
     dataset = args.dataset or run_cfg.get("dataset")

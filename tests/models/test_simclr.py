@@ -7,7 +7,7 @@ import torch
 
 from simclr import build_encoder, build_model
 from simclr.errors import SimCLRError
-from simclr.models.encoder import ARCHS, BasicBlock, Bottleneck
+from simclr.models.encoder import ARCHS, BasicBlock, Bottleneck, ResNet
 from simclr.models.heads import HEADS, build_head
 
 WIDTH = 0.25
@@ -69,6 +69,19 @@ def test_zero_init_last_bn_gamma_makes_blocks_identity(arch: str) -> None:
                 if isinstance(blk, (BasicBlock, Bottleneck))]
     assert last_bns
     assert all(float(bn.weight.detach().abs().sum()) == 0.0 for bn in last_bns)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_standard_init_keeps_every_bn_gamma_one(arch: str) -> None:
+    enc = ResNet(arch, WIDTH, "cifar", zero_init_residual=False)
+    bns = [m for m in enc.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(bool((bn.weight == 1).all()) for bn in bns)
+    # and the blocks are no longer identities: the output depends on the residual branch
+    enc.eval()
+    x = torch.rand(2, 3, 16, 16)
+    zero = ResNet(arch, WIDTH, "cifar").eval()
+    zero.load_state_dict(enc.state_dict() | {k: v for k, v in zero.state_dict().items() if "bn" in k})
+    assert not torch.allclose(enc(x), zero(x))
 
 
 def test_unknown_names() -> None:

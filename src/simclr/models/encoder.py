@@ -32,12 +32,12 @@ def _bn(channels: int, zero_init: bool = False) -> nn.BatchNorm2d:
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, in_ch: int, ch: int, stride: int) -> None:
+    def __init__(self, in_ch: int, ch: int, stride: int, zero_init_residual: bool = True) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, ch, 3, stride, 1, bias=False)
         self.bn1 = _bn(ch)
         self.conv2 = nn.Conv2d(ch, ch, 3, 1, 1, bias=False)
-        self.bn2 = _bn(ch, zero_init=True)
+        self.bn2 = _bn(ch, zero_init=zero_init_residual)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_ch != ch:
@@ -52,7 +52,7 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, in_ch: int, ch: int, stride: int) -> None:
+    def __init__(self, in_ch: int, ch: int, stride: int, zero_init_residual: bool = True) -> None:
         super().__init__()
         out_ch = ch * self.expansion
         self.conv1 = nn.Conv2d(in_ch, ch, 1, bias=False)
@@ -61,7 +61,7 @@ class Bottleneck(nn.Module):
         self.conv2 = nn.Conv2d(ch, ch, 3, stride, 1, bias=False)
         self.bn2 = _bn(ch)
         self.conv3 = nn.Conv2d(ch, out_ch, 1, bias=False)
-        self.bn3 = _bn(out_ch, zero_init=True)
+        self.bn3 = _bn(out_ch, zero_init=zero_init_residual)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_ch != out_ch:
@@ -93,7 +93,16 @@ STEMS = ("cifar", "imagenet")
 class ResNet(nn.Module):
     """f: images (B, 3, H, W) in [0, 1] -> h (B, feature_dim)."""
 
-    def __init__(self, arch: str = "resnet18", width_multiplier: float = 1.0, stem: str = "imagenet"):
+    def __init__(
+        self,
+        arch: str = "resnet18",
+        width_multiplier: float = 1.0,
+        stem: str = "imagenet",
+        zero_init_residual: bool = True,
+    ):
+        """``zero_init_residual``: each block's last BN gamma starts at 0 (official code), so every
+        block starts as an identity. False gives a standard init (gamma 1): the fair untrained
+        baseline, since the zero-gamma net untrained is a strided pixel subsampler."""
         super().__init__()
         if arch not in ARCHS:
             raise SimCLRError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")
@@ -122,7 +131,7 @@ class ResNet(nn.Module):
             blocks = []
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
-                blocks.append(spec.block(in_ch, w, stride))
+                blocks.append(spec.block(in_ch, w, stride, zero_init_residual))
                 in_ch = w * spec.block.expansion
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages

@@ -125,10 +125,11 @@ def crop_resize_flip(
     tx = (2 * left + bw) / width - 1
     ty = (2 * top + bh) / height - 1
     sx = torch.where(flip.to(x.device), -sx, sx)
-    theta = torch.zeros(b, 2, 3, device=x.device)
-    theta[:, 0, 0], theta[:, 0, 2] = sx, tx
-    theta[:, 1, 1], theta[:, 1, 2] = sy, ty
-    grid = F.affine_grid(theta, [b, x.shape[1], size, size], align_corners=False)
+    # the affine grid of theta = [[sx, 0, tx], [0, sy, ty]] (F.affine_grid), built by broadcasting
+    base = (2 * torch.arange(size, device=x.device, dtype=torch.float32) + 1) / size - 1
+    gx = (sx.view(b, 1, 1) * base.view(1, 1, size) + tx.view(b, 1, 1)).expand(b, size, size)
+    gy = (sy.view(b, 1, 1) * base.view(1, size, 1) + ty.view(b, 1, 1)).expand(b, size, size)
+    grid = torch.stack((gx, gy), 3)
     out = F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)
     return out.clamp_(0, 1)
 
@@ -156,19 +157,13 @@ def _rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
 
 
 def _hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """HSV -> RGB as the closed form c_n = v - v s clamp(min(k, 4 - k), 0, 1), k = (n + 6h) mod 6,
+    with n = 5, 3, 1 for R, G, B: the same function as torchvision's six-sector table, elementwise."""
     h, s, v = x.unbind(1)
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    i = i.to(torch.int64) % 6
-    p = (v * (1.0 - s)).clamp(0, 1)
-    q = (v * (1.0 - s * f)).clamp(0, 1)
-    t = (v * (1.0 - s * (1.0 - f))).clamp(0, 1)
-    mask = i.unsqueeze(1) == torch.arange(6, device=x.device).view(1, -1, 1, 1)  # (B, 6, H, W)
-    a1 = torch.stack((v, q, p, p, t, v), 1)
-    a2 = torch.stack((t, v, v, q, p, p), 1)
-    a3 = torch.stack((p, p, t, v, v, q), 1)
-    a4 = torch.stack((a1, a2, a3), 1)  # (B, 3, 6, H, W)
-    return torch.einsum("bijk,bxijk->bxjk", mask.to(x.dtype), a4)
+    n = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    k = torch.remainder(n + 6.0 * h.unsqueeze(1), 6.0)
+    ramp = torch.minimum(k, 4.0 - k).clamp_(0, 1)
+    return v.unsqueeze(1) - (v * s).unsqueeze(1) * ramp
 
 
 def adjust_brightness(x: torch.Tensor, factor: torch.Tensor, additive: bool = False) -> torch.Tensor:
@@ -216,13 +211,15 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> tor
 
 
 def _apply_where(x: torch.Tensor, mask: torch.Tensor, fn) -> torch.Tensor:  # noqa: ANN001
-    """x with fn applied to the samples where ``mask`` is set (fn gets those samples' indices)."""
+    """fn applied in place to the samples of x where ``mask`` is set (fn gets their indices).
+    x must be a tensor the caller owns (the pipeline's own intermediate)."""
     idx = mask.nonzero().flatten()
     if idx.numel() == 0:
         return x
-    out = x.clone()
-    out[idx] = fn(x[idx], idx)
-    return out
+    if idx.numel() == x.shape[0]:
+        return fn(x, idx)
+    x[idx] = fn(x[idx], idx)
+    return x
 
 
 class SimCLRAugment:
@@ -258,7 +255,8 @@ class SimCLRAugment:
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        x = x.contiguous()
+        # the colour ops below write in place: make sure x is our own tensor, never the caller's
+        x = x.clone(memory_format=torch.contiguous_format) if x is images else x.contiguous()
 
         s = cfg.color_strength
         if s > 0 and cfg.color_p > 0:

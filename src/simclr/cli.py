@@ -43,7 +43,7 @@ PRETRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--batch-size", "train.batch_size", int, "images per step, 2 views each (default 256)"),
     ("--max-steps", "train.max_steps", int, "stop after this many steps in total"),
     ("--precision", "train.precision", str, "fp32 (default), bf16 (autocast) or fp16 (GPU, grad scaler)"),
-    ("--channels-last", "train.channels_last", None, "channels_last memory format (default: on for CUDA)"),
+    ("--channels-last", "train.channels_last", None, "channels_last memory format (default: on)"),
     ("--seed", "train.seed", int, "seed for weights, data order and augmentation (default 0)"),
     ("--device", "train.device", str, "auto (default), cpu, cuda, cuda:N"),
     ("--log-every", "train.log_every", int, "steps between log lines and metrics records (default 10)"),

@@ -159,7 +159,7 @@ def pretrain(
 
     torch.manual_seed(t.seed)
     model = _build(cfg).to(device)
-    channels_last = t.channels_last if t.channels_last is not None else device.type == "cuda"
+    channels_last = t.channels_last if t.channels_last is not None else True
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     loader = PretrainLoader(

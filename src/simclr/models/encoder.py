@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from simclr.errors import SimCLRError
+from simclr.models.conv import Conv2d
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
@@ -34,14 +35,14 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_ch: int, ch: int, stride: int, zero_init_residual: bool = True) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, ch, 3, stride, 1, bias=False)
+        self.conv1 = Conv2d(in_ch, ch, 3, stride, 1, bias=False)
         self.bn1 = _bn(ch)
-        self.conv2 = nn.Conv2d(ch, ch, 3, 1, 1, bias=False)
+        self.conv2 = Conv2d(ch, ch, 3, 1, 1, bias=False)
         self.bn2 = _bn(ch, zero_init=zero_init_residual)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_ch != ch:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_ch, ch, 1, stride, bias=False), _bn(ch))
+            self.shortcut = nn.Sequential(Conv2d(in_ch, ch, 1, stride, bias=False), _bn(ch))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -55,17 +56,17 @@ class Bottleneck(nn.Module):
     def __init__(self, in_ch: int, ch: int, stride: int, zero_init_residual: bool = True) -> None:
         super().__init__()
         out_ch = ch * self.expansion
-        self.conv1 = nn.Conv2d(in_ch, ch, 1, bias=False)
+        self.conv1 = Conv2d(in_ch, ch, 1, bias=False)
         self.bn1 = _bn(ch)
         # Stride on the 3x3 conv (torchvision "v1.5"), as the official SimCLR resnet.py does.
-        self.conv2 = nn.Conv2d(ch, ch, 3, stride, 1, bias=False)
+        self.conv2 = Conv2d(ch, ch, 3, stride, 1, bias=False)
         self.bn2 = _bn(ch)
-        self.conv3 = nn.Conv2d(ch, out_ch, 1, bias=False)
+        self.conv3 = Conv2d(ch, out_ch, 1, bias=False)
         self.bn3 = _bn(out_ch, zero_init=zero_init_residual)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_ch != out_ch:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), _bn(out_ch))
+            self.shortcut = nn.Sequential(Conv2d(in_ch, out_ch, 1, stride, bias=False), _bn(out_ch))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -116,11 +117,11 @@ class ResNet(nn.Module):
         stem_ch = widths[0]
         if stem == "cifar":
             self.stem = nn.Sequential(
-                nn.Conv2d(3, stem_ch, 3, 1, 1, bias=False), _bn(stem_ch), nn.ReLU(inplace=True)
+                Conv2d(3, stem_ch, 3, 1, 1, bias=False), _bn(stem_ch), nn.ReLU(inplace=True)
             )
         else:
             self.stem = nn.Sequential(
-                nn.Conv2d(3, stem_ch, 7, 2, 3, bias=False),
+                Conv2d(3, stem_ch, 7, 2, 3, bias=False),
                 _bn(stem_ch),
                 nn.ReLU(inplace=True),
                 nn.MaxPool2d(3, 2, 1),

@@ -79,3 +79,35 @@ def test_unlabelled_data_is_refused() -> None:
     x = torch.randn(10, 4)
     with pytest.raises(SimCLRError, match="label"):
         linear_eval(x, torch.full((10,), -1), x, torch.zeros(10, dtype=torch.long))
+
+
+@pytest.mark.parametrize("l2", [1e-2, 1e-4])
+def test_logistic_regression_reaches_the_optimum_of_its_objective(l2: float) -> None:
+    """The hand-written gradient must be the objective's: at the returned point, autograd's
+    gradient of mean cross-entropy + l2/2 |W|^2 vanishes (a wrong gradient stops elsewhere)."""
+    from simclr.evaluate import _fit_logreg
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 6, generator=g, dtype=torch.float64)
+    y = (x[:, :3] + 0.8 * torch.randn(300, 3, generator=g, dtype=torch.float64)).argmax(1)
+    w, b = _fit_logreg(x, y, 3, l2, max_iter=500, tolerance=1e-10)
+    w, b = w.clone().requires_grad_(), b.clone().requires_grad_()
+    loss = F.cross_entropy(x @ w + b, y) + 0.5 * l2 * (w * w).sum()
+    gw, gb = torch.autograd.grad(loss, (w, b))
+    assert float(gw.abs().max()) < 1e-7 and float(gb.abs().max()) < 1e-7
+    # and it is a real minimum, not the zero start
+    assert float(w.detach().abs().max()) > 0.1
+
+
+def test_linear_eval_warm_start_path_matches_a_cold_fit() -> None:
+    """The l2 chosen on the hold-out is refitted from the path's solution; a cold fit at the same
+    l2 reaches the same classifier (the warm start only saves iterations)."""
+    from simclr.evaluate import _fit_logreg
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(400, 5, generator=g, dtype=torch.float64)
+    y = (x[:, :4] + torch.randn(400, 4, generator=g, dtype=torch.float64)).argmax(1)
+    warm = _fit_logreg(x, y, 4, 1e-3, 500, init=_fit_logreg(x, y, 4, 1e-1, 500), tolerance=1e-10)
+    cold = _fit_logreg(x, y, 4, 1e-3, 500, tolerance=1e-10)
+    torch.testing.assert_close(warm[0], cold[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(warm[1], cold[1], atol=1e-6, rtol=0)

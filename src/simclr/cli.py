@@ -188,7 +188,7 @@ def _linear_eval(args: argparse.Namespace) -> int:
     from simclr.evaluate import linear_eval
 
     xtr, ytr, xte, yte, dataset = _features(args)
-    result = linear_eval(xtr, ytr, xte, yte, seed=args.seed)
+    result = linear_eval(xtr, ytr, xte, yte, seed=args.seed, log=lambda m: print(m, file=sys.stderr))
     result.update(dataset=dataset, random_init=args.random_init, run=str(args.run))
     _write_result(result, args, "linear-eval")
     return 0

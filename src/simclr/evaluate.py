@@ -3,13 +3,14 @@
 The encoder is frozen: BN in inference mode, features computed under ``torch.no_grad``
 (no gradient can reach it), from un-augmented images. The linear classifier is a multinomial
 logistic regression on standardised features, fitted to convergence with full-batch L-BFGS;
-its L2 penalty is chosen on a 10% hold-out of the train features, then refitted on all of
-them (the small-data protocol of the paper's transfer experiments).
+its L2 penalty is chosen on a 10% hold-out of the train features (a warm-started path from
+strong to weak penalties), then refitted on all of them, starting from the chosen fit (the
+small-data protocol of the paper's transfer experiments).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -51,23 +52,42 @@ def extract_features(
 
 
 def _fit_logreg(
-    x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, max_iter: int
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int,
+    l2: float,
+    max_iter: int,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
+    tolerance: float = 1e-6,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    w = torch.zeros(x.shape[1], num_classes, dtype=x.dtype, requires_grad=True)
-    b = torch.zeros(num_classes, dtype=x.dtype, requires_grad=True)
+    """Multinomial logistic regression, mean cross-entropy + l2/2 |W|^2, by full-batch L-BFGS.
+
+    The gradient is written out (softmax minus one-hot) rather than taken by autograd: one
+    forward GEMM and one (G^T X) GEMM per evaluation, the layout MKL runs fastest (X^T G is
+    6x slower here). Stops when the largest gradient entry is below ``tolerance`` or the loss
+    stops changing."""
+    n = x.shape[0]
+    w = torch.zeros(x.shape[1], num_classes, dtype=x.dtype) if init is None else init[0].clone()
+    b = torch.zeros(num_classes, dtype=x.dtype) if init is None else init[1].clone()
+    rows = torch.arange(n)
     opt = torch.optim.LBFGS(
         [w, b], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
-        tolerance_grad=1e-7, tolerance_change=1e-10,
+        tolerance_grad=tolerance, tolerance_change=tolerance * 1e-3,
     )
 
     def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(x @ w + b, y) + 0.5 * l2 * (w * w).sum()
-        loss.backward()
+        logits = torch.addmm(b, x, w)
+        lse = logits.logsumexp(1)
+        loss = (lse - logits[rows, y]).mean() + 0.5 * l2 * (w * w).sum()
+        g = (logits - lse[:, None]).exp_()  # softmax
+        g[rows, y] -= 1.0
+        g /= n
+        w.grad = ((g.t() @ x).t() + l2 * w).contiguous()
+        b.grad = g.sum(0)
         return loss
 
     opt.step(closure)
-    return w.detach(), b.detach()
+    return w, b
 
 
 def topk_accuracy(logits: torch.Tensor, y: torch.Tensor, ks: Iterable[int] = (1, 5)) -> dict[str, float]:
@@ -96,6 +116,7 @@ def linear_eval(
     l2_grid: Iterable[float] = L2_GRID,
     max_iter: int = 1000,
     seed: int = 0,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Top-1 / top-5 of a logistic regression fitted on the train features, on the test ones."""
     _check_labels(train_y, "train")
@@ -106,20 +127,27 @@ def linear_eval(
     # dividing by a ~0 std would blow up their test values and swamp the classifier.
     std = torch.where(std > 1e-3 * std.median().clamp_min(1e-12), std, torch.ones_like(std))
     xtr, xte = (train_x - mean) / std, (test_x - mean) / std
-    grid = list(l2_grid)
-    best_l2 = grid[0]
+    grid = sorted(set(l2_grid), reverse=True)  # strongest penalty first: each fit warm-starts the next
+    if not grid:
+        raise SimCLRError("the L2 grid of the linear evaluation is empty")
+    best_l2, init = grid[0], None
     if len(grid) > 1:
         g = torch.Generator().manual_seed(seed)
         perm = torch.randperm(len(xtr), generator=g)
         n_val = max(1, len(xtr) // 10)
         val, fit = perm[:n_val], perm[n_val:]
         best = -1.0
+        prev = None
         for l2 in grid:
-            w, b = _fit_logreg(xtr[fit], train_y[fit], num_classes, l2, max_iter)
-            acc = topk_accuracy(xtr[val] @ w + b, train_y[val], (1,))["top1"]
+            prev = _fit_logreg(xtr[fit], train_y[fit], num_classes, l2, max(1, max_iter // 4), init=prev)
+            acc = topk_accuracy(xtr[val] @ prev[0] + prev[1], train_y[val], (1,))["top1"]
+            if log:
+                log(f"  l2 {l2:g}: hold-out top1 {acc:.4f}")
             if acc > best:
-                best, best_l2 = acc, l2
-    w, b = _fit_logreg(xtr, train_y, num_classes, best_l2, max_iter)
+                best, best_l2, init = acc, l2, prev
+    if log:
+        log(f"  refit on all {len(xtr)} train features with l2 {best_l2:g}")
+    w, b = _fit_logreg(xtr, train_y, num_classes, best_l2, max_iter, init=init)
     result = topk_accuracy(xte @ w + b, test_y)
     result["train_top1"] = topk_accuracy(xtr @ w + b, train_y, (1,))["top1"]
     result["l2"] = best_l2

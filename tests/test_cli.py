@@ -55,7 +55,8 @@ def test_synthetic_pretrain_then_eval(tmp_path: Path) -> None:
     r = run_cli("pretrain", "--dataset", "synthetic", "--out", str(run), "--limit", "64",
                 "--epochs", "2", "--image-size", "16", *TINY)
     assert r.returncode == 0, r.stderr
-    assert "temperature 0.5" in r.stderr and "colour strength 0.5" in r.stderr  # defaults printed
+    assert "temperature 0.5" in r.stderr and "colour strength 1.0" in r.stderr  # defaults printed
+    assert "crop area 0.25-1" in r.stderr and "stem imagenet" in r.stderr
     assert "step 8/8" in r.stderr  # plain log lines off a terminal
     for name in ("config.yaml", "metrics.jsonl", "checkpoint.pt", "encoder.pt"):
         assert (run / name).exists()

@@ -51,7 +51,7 @@ class ModelConfig:
 class AugmentSection:
     color_strength: float | None = None  # auto: 0.5 for small-image datasets, 1.0 otherwise
     blur: bool | None = None  # auto: off at <= 32 px
-    crop_scale: tuple[float, float] = (0.08, 1.0)
+    crop_scale: tuple[float, float] | None = None  # auto: (0.08, 1) (PAPER.md), per dataset where set
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip_p: float = 0.5
     color_p: float = 0.8
@@ -62,7 +62,7 @@ class AugmentSection:
     contrast: str = "gray-mean"  # torchvision; "channel-mean" is the official code
 
     def to_augment_config(self) -> AugmentConfig:
-        assert self.color_strength is not None and self.blur is not None
+        assert self.color_strength is not None and self.blur is not None and self.crop_scale is not None
         return AugmentConfig(
             crop=True,
             crop_scale=tuple(self.crop_scale),  # type: ignore[arg-type]
@@ -202,6 +202,10 @@ def resolve(cfg: PretrainConfig) -> PretrainConfig:
         d.image_size = defaults.image_size
     if a.color_strength is None:
         a.color_strength = defaults.color_strength
+    if a.crop_scale is None:
+        a.crop_scale = defaults.crop_scale or (0.08, 1.0)
+    if cfg.model.stem == "auto" and defaults.stem is not None:
+        cfg.model.stem = defaults.stem
     if a.blur is None:
         a.blur = d.image_size > 32
     if lo.temperature is None:

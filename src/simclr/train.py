@@ -69,13 +69,13 @@ def _build(cfg: PretrainConfig) -> SimCLRModel:
 
 def describe(cfg: PretrainConfig, peak_lr: float, steps_per_epoch: int, device: torch.device) -> str:
     d, m, a, o, t = cfg.data, cfg.model, cfg.augment, cfg.optim, cfg.train
-    assert d.image_size is not None
+    assert d.image_size is not None and a.crop_scale is not None
     return (
         f"dataset {d.dataset} | image size {d.image_size} | {m.arch} x{m.width_multiplier} "
         f"stem {resolve_stem(m.stem, d.image_size)} | head {m.head}"
         f"{'-' + str(m.head_layers) if m.head == 'mlp' else ''} -> {m.proj_dim}\n"
         f"temperature {cfg.loss.temperature} | colour strength {a.color_strength} | "
-        f"blur {'on' if a.blur else 'off'}\n"
+        f"crop area {a.crop_scale[0]:g}-{a.crop_scale[1]:g} | blur {'on' if a.blur else 'off'}\n"
         f"{o.optimizer} peak lr {peak_lr:.4g} ({'given' if o.lr else f'{o.base_lr} {o.lr_scaling} rule'}) "
         f"| weight decay {o.weight_decay} | warm-up {o.warmup_epochs} epochs then cosine\n"
         f"batch {t.batch_size} x {steps_per_epoch} steps/epoch x {t.epochs} epochs | "

@@ -64,7 +64,7 @@ def _chunk(ids: torch.Tensor, seed: int, split_code: int, size: int) -> tuple[to
     labels = (ids * 5 + (params[:, 15] * len(CLASSES)).long()) % len(CLASSES)
     lin = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
     gy, gx = torch.meshgrid(lin, lin, indexing="ij")  # (S, S) in [-1, 1]
-    scale = 0.35 + 0.3 * params[:, 0]  # shape radius as a fraction of the image
+    scale = 0.55 + 0.3 * params[:, 0]  # shape radius as a fraction of the image
     cx = (params[:, 1] * 2 - 1) * (0.95 - scale)
     cy = (params[:, 2] * 2 - 1) * (0.95 - scale)
     rot = params[:, 3] * 2 * math.pi

@@ -1,0 +1,32 @@
+"""Per-dataset defaults filled in by ``resolve``; explicit values always win."""
+
+from __future__ import annotations
+
+from simclr import PretrainConfig
+from simclr.config import apply_overrides, resolve
+
+
+def resolved(**overrides: object) -> PretrainConfig:
+    cfg = PretrainConfig()
+    apply_overrides(cfg, dict(overrides), "test")
+    return resolve(cfg)
+
+
+def test_paper_defaults_for_small_image_datasets() -> None:
+    cfg = resolved(**{"data.dataset": "fashion-mnist"})
+    assert cfg.data.image_size == 28 and cfg.model.stem == "auto"
+    assert cfg.augment.color_strength == 0.5 and tuple(cfg.augment.crop_scale) == (0.08, 1.0)
+    assert cfg.augment.blur is False and cfg.loss.temperature == 0.5
+
+
+def test_synthetic_quickstart_defaults() -> None:
+    cfg = resolved(**{"data.dataset": "synthetic"})
+    assert cfg.model.stem == "imagenet"
+    assert cfg.augment.color_strength == 1.0 and tuple(cfg.augment.crop_scale) == (0.25, 1.0)
+
+
+def test_explicit_values_override_dataset_defaults() -> None:
+    cfg = resolved(**{"data.dataset": "synthetic", "model.stem": "cifar", "augment.crop_scale": [0.08, 1.0],
+                      "augment.color_strength": 0.5})
+    assert cfg.model.stem == "cifar"
+    assert tuple(cfg.augment.crop_scale) == (0.08, 1.0) and cfg.augment.color_strength == 0.5

@@ -31,6 +31,8 @@ def main() -> None:
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--image-size", type=int, default=28)
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="channels_last model and input (the trainer's default)")
     args = p.parse_args()
     device = torch.device(args.device)
     images = torch.randint(0, 256, (args.batch_size, 1, 28, 28), dtype=torch.uint8, device=device)
@@ -39,6 +41,8 @@ def main() -> None:
     for prec in args.precisions:
         torch.manual_seed(0)
         model = build_model("resnet18", 1.0, "imagenet", args.image_size).to(device).train()
+        if args.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         opt = build_optimizer("sgd", model, 0.06, 5e-4)
         setups[prec] = (model, opt)
     rates: dict[str, list[float]] = {prec: [] for prec in args.precisions}
@@ -47,6 +51,8 @@ def main() -> None:
     def step(prec: str) -> None:
         model, opt = setups[prec]
         x = torch.cat([aug(images, g), aug(images, g)])
+        if args.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with autocast_context(prec, device):
             _, z = model(x)
         loss, _ = nt_xent(*z.float().chunk(2), 0.5)
@@ -67,7 +73,8 @@ def main() -> None:
                 torch.cuda.synchronize()
             rates[prec].append(args.steps * args.batch_size / (time.perf_counter() - t0))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
-          f"batch {args.batch_size}, {args.steps} steps x {args.repeats} repeats")
+          f"batch {args.batch_size}, {args.steps} steps x {args.repeats} repeats, "
+          f"channels_last {args.channels_last}")
     base = statistics.median(rates[args.precisions[0]])
     for prec in args.precisions:
         med = statistics.median(rates[prec])

@@ -47,6 +47,8 @@ PRETRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--seed", "train.seed", int, "seed for weights, data order and augmentation (default 0)"),
     ("--device", "train.device", str, "auto (default), cpu, cuda, cuda:N"),
     ("--log-every", "train.log_every", int, "steps between log lines and metrics records (default 10)"),
+    ("--global-bn", "train.global_bn", None, "BN statistics over all ranks under torchrun (default: on)"),
+    ("--dist-backend", "train.dist_backend", str, "torch.distributed backend: nccl (GPUs) or gloo (default by device)"),
 ]
 
 
@@ -71,7 +73,8 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
 
 def _add_eval(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text, description=help_text)
-    p.add_argument("--run", required=True, help="a run directory or an encoder.pt")
+    # --run-dir: the same, for torchrun, whose parser takes --run for an abbreviation of its --run-path
+    p.add_argument("--run", "--run-dir", dest="run", required=True, help="a run directory or an encoder.pt")
     p.add_argument("--dataset", help="dataset to evaluate on (default: the run's)")
     p.add_argument("--data-dir", help="where the dataset lives (default: the run's)")
     p.add_argument("--limit", type=int, help="use only the first N train images (and N/5 test)")
@@ -127,6 +130,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 def _features(args: argparse.Namespace):  # noqa: ANN202
     import torch
 
+    from simclr import distributed
     from simclr.checkpoint import load_encoder
     from simclr.data.sources import load_images
     from simclr.evaluate import check_finite, extract_features
@@ -151,7 +155,8 @@ def _features(args: argparse.Namespace):  # noqa: ANN202
         raise SimCLRError("pass --dataset (the run has no config.yaml to take it from)")
     data_dir = args.data_dir or (run_cfg.get("data_dir") if dataset == run_cfg.get("dataset") else None)
     size = args.image_size or int(encoder.image_size)  # type: ignore[arg-type]
-    device = pick_device(args.device)
+    world = distributed.init_from_env(args.device)  # under torchrun: each rank encodes a share
+    device = pick_device(distributed.rank_device(args.device, world))
     encoder = encoder.to(device)
     test_limit = None if args.limit is None else max(1, args.limit // 5)
     train = load_images(dataset, "train", data_dir, args.limit, args.seed, size)
@@ -169,6 +174,8 @@ def _features(args: argparse.Namespace):  # noqa: ANN202
     check_finite(xtr, "train")
     check_finite(xte, "test")
     what = "random-init" if args.random_init else str(args.run)
+    if not world.is_main:
+        return None  # rank 0 fits the classifier and reports
     print(f"{what}: {len(xtr)} train / {len(xte)} test images of {dataset}, h dim {xtr.shape[1]}", file=sys.stderr)
     return xtr, ytr, xte, yte, dataset
 
@@ -187,7 +194,10 @@ def _write_result(result: dict[str, Any], args: argparse.Namespace, kind: str) -
 def _linear_eval(args: argparse.Namespace) -> int:
     from simclr.evaluate import linear_eval
 
-    xtr, ytr, xte, yte, dataset = _features(args)
+    features = _features(args)
+    if features is None:
+        return 0
+    xtr, ytr, xte, yte, dataset = features
     result = linear_eval(xtr, ytr, xte, yte, seed=args.seed, log=lambda m: print(m, file=sys.stderr))
     result.update(dataset=dataset, random_init=args.random_init, run=str(args.run))
     _write_result(result, args, "linear-eval")
@@ -197,7 +207,10 @@ def _linear_eval(args: argparse.Namespace) -> int:
 def _knn(args: argparse.Namespace) -> int:
     from simclr.evaluate import knn_eval
 
-    xtr, ytr, xte, yte, dataset = _features(args)
+    features = _features(args)
+    if features is None:
+        return 0
+    xtr, ytr, xte, yte, dataset = features
     result = knn_eval(xtr, ytr, xte, yte, k=args.k, temperature=args.knn_temperature)
     result.update(dataset=dataset, random_init=args.random_init, run=str(args.run))
     _write_result(result, args, "knn")
@@ -227,11 +240,19 @@ def _warning_line(message, category, filename, lineno, file=None, line=None):  #
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.formatwarning = _warning_line  # one plain line per warning
+    from simclr import distributed
+
     try:
         return COMMANDS[args.command](args)
     except SimCLRError as e:
-        print(f"error: {e}", file=sys.stderr)
+        world = distributed.context()
+        if world.is_main:
+            print(f"error: {e}", file=sys.stderr)
+        elif not getattr(e, "on_every_rank", False):
+            print(f"error (rank {world.rank}): {e}", file=sys.stderr)
         return 2
+    finally:
+        distributed.shutdown()
 
 
 if __name__ == "__main__":

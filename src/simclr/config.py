@@ -105,6 +105,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     log_every: int = 10
+    global_bn: bool | None = None  # auto: on when torchrun runs more than one rank
+    dist_backend: str | None = None  # auto: nccl on GPUs, gloo otherwise
 
 
 @dataclass
@@ -226,6 +228,8 @@ def validate(cfg: PretrainConfig) -> None:
     _check_choice(o.optimizer, OPTIMIZERS, "--optimizer")
     _check_choice(o.lr_scaling, ("linear", "sqrt"), "--lr-scaling")
     _check_choice(t.precision, PRECISIONS, "--precision")
+    if t.dist_backend is not None:
+        _check_choice(t.dist_backend, ("gloo", "nccl"), "--dist-backend")
     checks = [
         (d.image_size is not None and d.image_size >= 8, f"--image-size must be >= 8, got {d.image_size}"),
         (d.workers >= 0, f"--workers must be >= 0, got {d.workers}"),

@@ -16,8 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from simclr import distributed
+from simclr.data.folder import FolderImages
 from simclr.data.loaders import eval_batches
-from simclr.data.sources import Images
+from simclr.data.sources import ArrayImages, Images
 from simclr.errors import SimCLRError
 
 L2_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
@@ -33,7 +35,15 @@ def extract_features(
     workers: int = 0,
     precision: str = "fp32",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features (N, D) float32 on the CPU, labels (N,)) of ``images`` through ``encoder``."""
+    """(features (N, D) float32 on the CPU, labels (N,)) of ``images`` through ``encoder``.
+
+    Under torchrun with several ranks, each rank encodes a contiguous share of the images and
+    every rank gets all N rows back, in order: the same result as one process.
+    """
+    n = len(images)
+    start, stop = distributed.shard_range(n)
+    if (start, stop) != (0, n):
+        images = subset(images, start, stop)
     was_training = encoder.training
     encoder.eval()
     feats, labels = [], []
@@ -48,7 +58,27 @@ def extract_features(
             labels.append(torch.as_tensor(y))
     finally:
         encoder.train(was_training)
-    return torch.cat(feats), torch.cat(labels).long()
+    h = torch.cat(feats) if feats else torch.zeros(0, 0)
+    y = torch.cat(labels).long() if labels else torch.zeros(0, dtype=torch.long)
+    if distributed.context().enabled:
+        comm = device if dist_backend() == "nccl" else torch.device("cpu")
+        width = torch.tensor([h.shape[1] if h.numel() else 0], device=comm)
+        torch.distributed.all_reduce(width, op=torch.distributed.ReduceOp.MAX)  # a rank may hold none
+        h = distributed.gather_rows(h.reshape(-1, int(width.item())), n, comm)
+        y = distributed.gather_rows(y, n, comm)
+    return h, y
+
+
+def subset(images: Images, start: int, stop: int) -> Images:
+    """Images ``start`` to ``stop`` (exclusive) of an in-memory or folder dataset."""
+    if isinstance(images, ArrayImages):
+        return ArrayImages(images.images[start:stop], images.labels[start:stop], images.classes)
+    assert isinstance(images, FolderImages)
+    return images.subset(list(range(start, stop)))
+
+
+def dist_backend() -> str:
+    return str(torch.distributed.get_backend())
 
 
 def _fit_logreg(

@@ -16,17 +16,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from simclr import distributed
+
 
 def nt_xent(
-    z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, gather: bool | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (L, positive-pair accuracy) for two views ``z1``, ``z2`` of shape (N, d).
 
     The accuracy is the fraction of the 2N anchors whose most similar other view is their
     positive: a cheap "is it learning" signal (chance is 1/(2N-1)).
+
+    Under ``torch.distributed`` with more than one rank (and ``gather`` not False), ``z1`` and
+    ``z2`` are this rank's share of the global batch: the embeddings of every rank are gathered
+    (gradients flow back to their rank), so each anchor is contrasted with all 2N views of the
+    global batch. Each rank computes the loss of its own anchors; the value returned is the
+    global L (the same on every rank), and its gradient is scaled so that
+    DistributedDataParallel's average over ranks is exactly the gradient of the global L.
     """
     if z1.shape != z2.shape or z1.ndim != 2:
         raise ValueError(f"z1 and z2 must both be (N, d); got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    ctx = distributed.context()
+    if gather is None:
+        gather = ctx.enabled
+    if gather and ctx.enabled:
+        return _nt_xent_global(z1, z2, temperature, ctx.rank, ctx.world_size)
     n = z1.shape[0]
     if n < 2:
         raise ValueError("NT-Xent needs at least 2 images per batch (one positive, >= 1 negative)")
@@ -43,6 +57,30 @@ def nt_xent(
     return loss, acc
 
 
+def _nt_xent_global(
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float, rank: int, world: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    n = z1.shape[0]
+    big_n = n * world
+    if big_n < 2:
+        raise ValueError("NT-Xent needs at least 2 images per global batch")
+    a1, a2 = F.normalize(z1.float(), dim=1), F.normalize(z2.float(), dim=1)
+    keys = torch.cat([distributed.gather_with_grad(a1), distributed.gather_with_grad(a2)])  # (2N, d)
+    anchors = torch.cat([a1, a2])  # this rank's 2n anchors
+    logits = anchors @ keys.t() / temperature  # (2n, 2N)
+    local = torch.arange(n, device=z1.device) + rank * n  # global image index of local rows
+    self_idx = torch.cat([local, local + big_n])  # each anchor's own column
+    targets = torch.cat([local + big_n, local])  # its other view
+    rows = torch.arange(2 * n, device=z1.device)
+    logits = logits.index_put((rows, self_idx), torch.tensor(float("-inf"), device=z1.device))
+    local_loss = F.cross_entropy(logits, targets)  # mean over this rank's anchors = W x its share of L
+    with torch.no_grad():
+        acc = (logits.argmax(dim=1) == targets).float().mean()
+        both = distributed.all_reduce_mean(torch.stack([local_loss.detach(), acc]))
+    # value: the global L on every rank; gradient: that of the local mean (see docstring)
+    return local_loss + (both[0] - local_loss.detach()), both[1]
+
+
 class NTXentLoss(nn.Module):
     """NT-Xent as an ``nn.Module``: ``NTXentLoss(temperature=0.5)(z1, z2) -> L``.
 
@@ -51,9 +89,12 @@ class NTXentLoss(nn.Module):
             tau too high or too low costs several points).
         reduction: ``"mean"`` (the paper's L, the default) or ``"sum_of_means"`` (the
             official code's CE_a + CE_b = 2L).
+        gather: under torch.distributed with several ranks, contrast with the embeddings of
+            every rank (the global batch's negatives; default). ``False`` keeps each rank's
+            loss to its own batch. Ignored in a single process.
     """
 
-    def __init__(self, temperature: float = 0.5, reduction: str = "mean") -> None:
+    def __init__(self, temperature: float = 0.5, reduction: str = "mean", gather: bool = True) -> None:
         super().__init__()
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -61,12 +102,13 @@ class NTXentLoss(nn.Module):
             raise ValueError(f"reduction must be 'mean' or 'sum_of_means', got {reduction!r}")
         self.temperature = float(temperature)
         self.reduction = reduction
+        self.gather = gather
         self.last_accuracy: torch.Tensor | None = None
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        loss, acc = nt_xent(z1, z2, self.temperature)
+        loss, acc = nt_xent(z1, z2, self.temperature, gather=self.gather)
         self.last_accuracy = acc
         return loss * 2 if self.reduction == "sum_of_means" else loss
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature}, reduction={self.reduction!r}"
+        return f"temperature={self.temperature}, reduction={self.reduction!r}, gather={self.gather}"

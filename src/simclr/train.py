@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any, TextIO
 import torch
 import yaml
 
+from simclr import distributed
 from simclr.checkpoint import CHECKPOINT, CHECKPOINT_FORMAT, ENCODER, atomic_save, encoder_payload, safe_load
 from simclr.config import PretrainConfig, resolve
 from simclr.data.loaders import PretrainLoader
@@ -67,7 +69,14 @@ def _build(cfg: PretrainConfig) -> SimCLRModel:
     )
 
 
-def describe(cfg: PretrainConfig, peak_lr: float, steps_per_epoch: int, device: torch.device) -> str:
+def describe(
+    cfg: PretrainConfig,
+    peak_lr: float,
+    steps_per_epoch: int,
+    device: torch.device,
+    world: distributed.DistContext | None = None,
+    global_bn: bool = False,
+) -> str:
     d, m, a, o, t = cfg.data, cfg.model, cfg.augment, cfg.optim, cfg.train
     assert d.image_size is not None and a.crop_scale is not None
     return (
@@ -80,6 +89,12 @@ def describe(cfg: PretrainConfig, peak_lr: float, steps_per_epoch: int, device: 
         f"| weight decay {o.weight_decay} | warm-up {o.warmup_epochs} epochs then cosine\n"
         f"batch {t.batch_size} x {steps_per_epoch} steps/epoch x {t.epochs} epochs | "
         f"{t.precision} on {device}"
+        + (
+            f"\n{world.world_size} ranks ({torch.distributed.get_backend()}) x {t.batch_size // world.world_size}"
+            f" images each | global BN {'on' if global_bn else 'off'} | negatives from the global batch"
+            if world is not None and world.enabled
+            else ""
+        )
     )
 
 
@@ -111,40 +126,28 @@ class _StopFlag:
 def pretrain(
     cfg: PretrainConfig, run_dir: str | Path, resume: bool = False, log: TextIO | None = None
 ) -> PretrainResult:
-    """Pretrain with SimCLR into ``run_dir``; returns where it stopped."""
-    log = log or sys.stderr
-    out = Path(run_dir)
-    ckpt_path = out / CHECKPOINT
-    state = None
-    if resume:
-        if not ckpt_path.exists():
-            raise SimCLRError(f"--resume: {ckpt_path} does not exist; start without --resume")
-        state = safe_load(ckpt_path)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise SimCLRError(f"--resume: {ckpt_path} is not a simclr checkpoint")
-        saved_model = state["config"]["model"]
-        cfg = resolve(cfg)
-        if saved_model != cfg.to_dict()["model"]:
-            diff = [k for k in saved_model if saved_model[k] != cfg.to_dict()["model"].get(k)]
-            raise SimCLRError(
-                f"--resume: the checkpoint's model differs in {', '.join(diff)}; "
-                "resume with the run's own config.yaml (--config) or start a new --out"
-            )
-    cfg = resolve(cfg)
-    d, o, t = cfg.data, cfg.optim, cfg.train
-    assert d.image_size is not None and cfg.loss.temperature is not None and o.warmup_epochs is not None
-    device = pick_device(t.device)
-    if t.precision == "fp16" and device.type != "cuda":
-        raise SimCLRError("--precision fp16 needs a CUDA GPU; on the CPU use bf16 (or fp32)")
-    if t.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise SimCLRError("this GPU has no bf16; use --precision fp16 (with a grad scaler) or fp32")
+    """Pretrain with SimCLR into ``run_dir``; returns where it stopped.
 
-    images = load_images(d.dataset, "pretrain", d.data_dir, d.limit, t.seed, d.image_size)
-    if len(images) < t.batch_size:
-        raise SimCLRError(
-            f"--batch-size {t.batch_size} is larger than the dataset ({len(images)} images): "
-            "lower --batch-size or raise --limit"
-        )
+    Under torchrun (WORLD_SIZE > 1) this joins the process group: ``batch_size`` is the global
+    batch, each rank trains on its share, and rank 0 alone writes the run directory and logs.
+    """
+    world = distributed.init_from_env(cfg.train.device, cfg.train.dist_backend)
+    with contextlib.ExitStack() as stack:
+        if not world.is_main:  # one voice: rank 0 logs, the others stay quiet
+            log = stack.enter_context(open(os.devnull, "w"))  # noqa: SIM115
+        return _pretrain(cfg, Path(run_dir), resume, log or sys.stderr, world)
+
+
+def _read_checkpoint(ckpt_path: Path) -> dict[str, Any]:
+    if not ckpt_path.exists():
+        raise SimCLRError(f"--resume: {ckpt_path} does not exist; start without --resume")
+    state = safe_load(ckpt_path)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise SimCLRError(f"--resume: {ckpt_path} is not a simclr checkpoint")
+    return state
+
+
+def _prepare_out(out: Path, ckpt_path: Path, resume: bool) -> None:
     if out.exists() and not out.is_dir():
         raise SimCLRError(f"--out {out} exists and is not a directory")
     try:
@@ -157,13 +160,62 @@ def pretrain(
     if not resume and ckpt_path.exists():
         raise SimCLRError(f"{out} already holds a run: pass --resume to continue it, or choose a new --out")
 
+
+def _pretrain(
+    cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: distributed.DistContext
+) -> PretrainResult:
+    ckpt_path = out / CHECKPOINT
+    state = None
+    if resume:
+        # rank 0 reads it and hands it to the others (their disks need not hold the run)
+        state = distributed.main_first(lambda: _read_checkpoint(ckpt_path))
+        saved_model = state["config"]["model"]
+        try:
+            cfg = resolve(cfg)
+        except SimCLRError as e:
+            raise distributed.same_on_every_rank(e) from None
+        if saved_model != cfg.to_dict()["model"]:
+            diff = [k for k in saved_model if saved_model[k] != cfg.to_dict()["model"].get(k)]
+            raise distributed.same_on_every_rank(SimCLRError(
+                f"--resume: the checkpoint's model differs in {', '.join(diff)}; "
+                "resume with the run's own config.yaml (--config) or start a new --out"
+            ))
+    try:
+        cfg = resolve(cfg)
+    except SimCLRError as e:  # the same config on every rank: rank 0 alone reports it
+        raise distributed.same_on_every_rank(e) from None
+    d, o, t = cfg.data, cfg.optim, cfg.train
+    assert d.image_size is not None and cfg.loss.temperature is not None and o.warmup_epochs is not None
+    device = pick_device(distributed.rank_device(t.device, world))
+    if t.batch_size % world.world_size:
+        raise distributed.same_on_every_rank(SimCLRError(
+            f"--batch-size {t.batch_size} (the global batch) does not divide among {world.world_size} ranks; "
+            f"use a multiple of {world.world_size}"
+        ))
+    if t.precision == "fp16" and device.type != "cuda":
+        raise SimCLRError("--precision fp16 needs a CUDA GPU; on the CPU use bf16 (or fp32)")
+    if t.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise SimCLRError("this GPU has no bf16; use --precision fp16 (with a grad scaler) or fp32")
+
+    images = load_images(d.dataset, "pretrain", d.data_dir, d.limit, t.seed, d.image_size)
+    if len(images) < t.batch_size:
+        raise SimCLRError(
+            f"--batch-size {t.batch_size} is larger than the dataset ({len(images)} images): "
+            "lower --batch-size or raise --limit"
+        )
+    distributed.main_first(lambda: _prepare_out(out, ckpt_path, resume))
+
     torch.manual_seed(t.seed)
     model = _build(cfg).to(device)
+    global_bn = world.enabled and (t.global_bn if t.global_bn is not None else True)
+    if global_bn:
+        model = distributed.convert_global_bn(model)  # type: ignore[assignment]
     channels_last = t.channels_last if t.channels_last is not None else True
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     loader = PretrainLoader(
-        images, t.batch_size, cfg.augment.to_augment_config(), d.image_size, t.seed, device, d.workers
+        images, t.batch_size, cfg.augment.to_augment_config(), d.image_size, t.seed, device, d.workers,
+        rank=world.rank, world_size=world.world_size,
     )
     steps_per_epoch = len(loader)
     total_steps = steps_per_epoch * t.epochs
@@ -180,17 +232,25 @@ def pretrain(
             scaler.load_state_dict(state["scaler"])
         step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         torch.set_rng_state(state["rng"]["torch"])
-        if device.type == "cuda" and state["rng"].get("cuda") is not None:
+        if device.type == "cuda" and state["rng"].get("cuda") is not None and not world.enabled:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    train_model: torch.nn.Module = model
+    if world.enabled:
+        # DDP averages gradients over ranks (nt_xent scales each rank's loss to match) and
+        # broadcasts rank 0's weights now; global BN keeps the BN buffers equal on every rank.
+        train_model = distributed.wrap_ddp(model, device, sync_buffers=not global_bn)
+    if world.is_main:
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
-    print(describe(cfg, peak_lr, steps_per_epoch, device), file=log)
+    print(describe(cfg, peak_lr, steps_per_epoch, device, world, global_bn), file=log)
     n2 = 2 * t.batch_size
     print(f"{len(images)} images; expected first loss about ln(2N-1) = {math.log(n2 - 1):.3f}", file=log)
     if resume:
         print(f"resuming from step {step} (epoch {epoch}, batch {batch_in_epoch})", file=log)
 
     def save_checkpoint(ep: int, b: int, loss: float) -> None:
+        if not world.is_main:
+            return
         atomic_save(
             {
                 "format": CHECKPOINT_FORMAT,
@@ -211,11 +271,12 @@ def pretrain(
             ckpt_path,
         )
 
-    metrics = MetricsLog(out, resume_step=step if resume else None)
+    metrics = MetricsLog(out, resume_step=step if resume else None) if world.is_main else None
     stop_at = min(total_steps, t.max_steps) if t.max_steps else total_steps
     progress = Progress(stop_at, step, log)
     last_loss = float(state["last_loss"]) if state else float("nan")
-    interrupted = False
+    interrupted = stopping = False
+    name = "SIGTERM"
     model.train()
     tick, tick_step = time.perf_counter(), step
     try:
@@ -229,7 +290,7 @@ def pretrain(
                     if channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
                     with autocast_context(t.precision, device):
-                        _, z = model(x)
+                        _, z = train_model(x)
                     z1, z2 = z.float().chunk(2)
                     loss, pos_acc = nt_xent(z1, z2, cfg.loss.temperature)
                     loss_value = loss.item()
@@ -257,12 +318,15 @@ def pretrain(
                             "lr": lr,
                             "images_per_s": (step - tick_step) * t.batch_size / max(now - tick, 1e-9),
                         }
-                        metrics.write(record)
+                        if metrics is not None:
+                            metrics.write(record)
                         tick, tick_step = now, step
                     progress.update(step, record)
-                    if stop.signal is not None and not end_of_epoch:
+                    # every rank stops at the same step, whichever one got the signal
+                    stopping = distributed.any_rank(stop.signal is not None, device)
+                    name = signal.Signals(stop.signal or signal.SIGTERM).name
+                    if stopping and not end_of_epoch:
                         save_checkpoint(epoch, b + 1, last_loss)
-                        name = signal.Signals(stop.signal).name
                         print(f"\n{name}: checkpoint saved at step {step}; continue with --resume", file=log)
                         interrupted = True
                         break
@@ -273,16 +337,18 @@ def pretrain(
                     epoch += 1
                     batch_in_epoch = 0
                     save_checkpoint(epoch, 0, last_loss)
-                    if stop.signal is not None:
-                        name = signal.Signals(stop.signal).name
+                    if stopping:
                         print(f"\n{name}: checkpoint saved at step {step}; continue with --resume", file=log)
                         interrupted = True
                     continue
                 break
     finally:
         progress.close()
-        metrics.close()
+        if metrics is not None:
+            metrics.close()
     if not interrupted:
-        atomic_save(encoder_payload(model.encoder, d.image_size), out / ENCODER)
+        if world.is_main:
+            atomic_save(encoder_payload(model.encoder, d.image_size), out / ENCODER)
         print(f"done: {step} steps, last loss {last_loss:.4f}; encoder saved to {out / ENCODER}", file=log)
+    distributed.barrier()  # no rank leaves before rank 0 has written the run
     return PretrainResult(out, step, epoch, last_loss, interrupted)

@@ -97,6 +97,10 @@ class PretrainLoader:
 
     ``batches(epoch, start=k)`` skips the first k batches of the epoch (mid-epoch resume).
     Incomplete last batches are dropped (NT-Xent compares within a batch).
+
+    With ``world_size`` W > 1, ``batch_size`` is the global batch B: every rank draws the same
+    epoch order and takes its own B/W images of each global batch (disjoint shards), augmented
+    with a stream seeded by its rank as well.
     """
 
     def __init__(
@@ -108,8 +112,14 @@ class PretrainLoader:
         seed: int,
         device: torch.device,
         workers: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
+        if batch_size % world_size:
+            raise ValueError(f"batch size {batch_size} is not divisible by the world size {world_size}")
         self.images, self.batch_size, self.size = images, batch_size, size
+        self.rank, self.world_size = rank, world_size
+        self.local_batch = batch_size // world_size
         self.seed, self.device, self.workers = seed, device, workers
         self.in_memory = isinstance(images, ArrayImages)
         # Folder crops happen in the workers; the device then does flip, colour, gray, blur.
@@ -126,19 +136,21 @@ class PretrainLoader:
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self._order(epoch)
         n_batches = len(self)
+        if start >= n_batches:
+            return
         if self.in_memory:
             assert isinstance(self.images, ArrayImages)
             for b in range(start, n_batches):
-                idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+                idx = order[self._rows(b)]
                 x = self.images.images[idx].to(self.device, non_blocking=True)
                 yield self._views(torch.cat([x, x]), epoch, b)
             return
         assert self._pairs is not None
         self._pairs.epoch = epoch
-        sampler = order[start * self.batch_size : n_batches * self.batch_size].tolist()
+        sampler = torch.cat([order[self._rows(b)] for b in range(start, n_batches)]).tolist()
         loader = DataLoader(
             self._pairs,
-            batch_size=self.batch_size,
+            batch_size=self.local_batch,
             sampler=sampler,
             num_workers=self.workers,
             pin_memory=self.device.type == "cuda",
@@ -149,8 +161,14 @@ class PretrainLoader:
             x = torch.cat([v1, v2]).to(self.device, non_blocking=True)
             yield self._views(x, epoch, b)
 
+    def _rows(self, b: int) -> slice:
+        """This rank's positions in the epoch order for global batch ``b``."""
+        first = b * self.batch_size + self.rank * self.local_batch
+        return slice(first, first + self.local_batch)
+
     def _views(self, x: torch.Tensor, epoch: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
-        g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, b, 2))
+        key = (self.seed, epoch, b, 2) if self.world_size == 1 else (self.seed, epoch, b, 2, self.rank)
+        g = torch.Generator().manual_seed(mix_seed(*key))
         views = self.augment(x, g)
         return views.chunk(2)
 

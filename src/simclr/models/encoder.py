@@ -18,13 +18,14 @@ from torch import nn
 
 from simclr.errors import SimCLRError
 from simclr.models.conv import Conv2d
+from simclr.models.norm import BatchNorm2d
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
 
 
 def _bn(channels: int, zero_init: bool = False) -> nn.BatchNorm2d:
-    bn = nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+    bn = BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
     if zero_init:
         nn.init.zeros_(bn.weight)
     return bn

@@ -13,11 +13,12 @@ import torch
 from torch import nn
 
 from simclr.errors import SimCLRError
+from simclr.models.norm import BatchNorm1d
 
 HEADS = ("mlp", "linear", "none")
 
 
-class BatchNorm1dNoBeta(nn.BatchNorm1d):
+class BatchNorm1dNoBeta(BatchNorm1d):
     """BN with a learnable scale (gamma) and no shift (beta): TF's ``center=False``."""
 
     def __init__(self, num_features: int) -> None:
@@ -45,7 +46,7 @@ def build_head(
     layers: list[nn.Module] = []
     for _ in range(num_layers - 1):
         if bn:
-            layers += [nn.Linear(in_dim, in_dim, bias=False), nn.BatchNorm1d(in_dim), nn.ReLU(True)]
+            layers += [nn.Linear(in_dim, in_dim, bias=False), BatchNorm1d(in_dim), nn.ReLU(True)]
         else:
             layers += [nn.Linear(in_dim, in_dim), nn.ReLU(True)]
     if bn:

@@ -1,0 +1,368 @@
+"""torch.distributed plumbing: process groups from torchrun, gathers with gradients, global BN.
+
+A single process (no torchrun, or ``WORLD_SIZE=1``) never touches ``torch.distributed``: every
+helper here is the identity then. Under ``torchrun --nproc_per_node=K`` each process is one rank;
+``init_from_env`` joins the group (gloo on CPUs, nccl on GPUs, or the backend asked for).
+
+Gradient conventions: DistributedDataParallel *averages* parameter gradients over ranks. The
+collectives with gradients here therefore pass back the *sum* of every rank's gradient, and each
+rank's loss is scaled so that DDP's average is the gradient of the global loss (see
+``simclr.loss.nt_xent``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.autograd import Function
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from simclr.errors import SimCLRError
+
+T = TypeVar("T")
+BACKENDS = ("gloo", "nccl")
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands: rank, world size, local rank (its index on its machine)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def context() -> DistContext:
+    """The current process group's view (a single-process context when none is initialised)."""
+    if dist.is_available() and dist.is_initialized():
+        return DistContext(
+            dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank()))
+        )
+    return DistContext()
+
+
+def env_world_size() -> int:
+    """WORLD_SIZE as torchrun set it (1 outside torchrun)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError as e:
+        raise SimCLRError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not an integer") from e
+
+
+def init_from_env(device: str = "auto", backend: str | None = None, timeout_s: float = 1800) -> DistContext:
+    """Join the process group torchrun describes in the environment; idempotent.
+
+    Outside torchrun (WORLD_SIZE unset or 1) nothing is initialised. The backend is nccl when
+    the device is a CUDA GPU, gloo otherwise, unless ``backend`` names one. On GPUs each rank
+    takes ``cuda:LOCAL_RANK``.
+    """
+    if dist.is_available() and dist.is_initialized():
+        return context()
+    if env_world_size() <= 1:
+        return DistContext()
+    if not dist.is_available():
+        raise SimCLRError("this PyTorch build has no torch.distributed; run a single process")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if backend is None:
+        backend = "nccl" if use_cuda else "gloo"
+    if backend not in BACKENDS:
+        raise SimCLRError(f"--dist-backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend == "nccl" and not use_cuda:
+        raise SimCLRError("--dist-backend nccl needs CUDA GPUs; on CPUs use gloo")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+    return context()
+
+
+def rank_device(device: str, ctx: DistContext) -> str:
+    """The device string this rank trains on: ``cuda`` / ``auto`` become ``cuda:LOCAL_RANK``."""
+    if not ctx.enabled:
+        return device
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        return f"cuda:{ctx.local_rank}"
+    return device
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if context().enabled:
+        dist.barrier()
+
+
+def broadcast_object(obj: T, src: int = 0) -> T:
+    """``obj`` from rank ``src`` on every rank (pickled; for small things and checkpoints)."""
+    if not context().enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def main_first(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on rank 0 only and hand its result, or its SimCLRError, to every rank.
+
+    For checks and reads that must happen once (the run directory, the checkpoint) and must
+    fail on every rank alike, so that no rank is left waiting in a collective."""
+    ctx = context()
+    if not ctx.enabled:
+        return fn()
+    result: Any = None
+    error: str | None = None
+    if ctx.is_main:
+        try:
+            result = fn()
+        except SimCLRError as e:
+            error = str(e)
+    result, error = broadcast_object((result, error))
+    if error is not None:
+        raise same_on_every_rank(SimCLRError(error))
+    return result
+
+
+def same_on_every_rank(error: SimCLRError) -> SimCLRError:
+    """Mark an error that every rank raises alike (rank 0 alone reports it)."""
+    error.on_every_rank = True  # type: ignore[attr-defined]
+    return error
+
+
+def _backend() -> str:
+    return str(dist.get_backend())
+
+
+class _GatherWithGrad(Function):
+    """all_gather along dim 0; the backward sums every rank's gradient for this rank's rows."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN401
+        world = dist.get_world_size()
+        x = x.contiguous()
+        out = x.new_empty((world * x.shape[0], *x.shape[1:]))
+        if _backend() == "nccl":
+            dist.all_gather_into_tensor(out, x)
+        else:
+            dist.all_gather(list(out.chunk(world)), x)
+        ctx.rows = x.shape[0]
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN401
+        grad = grad.contiguous()
+        rank, rows = dist.get_rank(), ctx.rows
+        if _backend() == "nccl":
+            out = grad.new_empty((rows, *grad.shape[1:]))
+            dist.reduce_scatter_tensor(out, grad)
+            return out
+        # gloo has no reduce_scatter: sum the whole gradient, keep this rank's rows
+        dist.all_reduce(grad)
+        return grad[rank * rows : (rank + 1) * rows].clone()
+
+
+class _AllReduceSumWithGrad(Function):
+    """Sum over ranks; every rank's output depends on every input, so the backward sums too."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN401, ARG004
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN401, ARG004
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``x`` concatenated in rank order (rows), with gradients passed back."""
+    if not context().enabled:
+        return x
+    return _GatherWithGrad.apply(x)
+
+
+def all_reduce_sum_with_grad(x: torch.Tensor) -> torch.Tensor:
+    if not context().enabled:
+        return x
+    return _AllReduceSumWithGrad.apply(x)
+
+
+@torch.no_grad()
+def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
+    """The mean over ranks of a detached tensor (for logging and agreement)."""
+    if not context().enabled:
+        return x
+    out = x.detach().clone()
+    dist.all_reduce(out)
+    return out / dist.get_world_size()
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on at least one (e.g. "a signal arrived")."""
+    if not context().enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def shard_range(n: int, ctx: DistContext | None = None) -> tuple[int, int]:
+    """This rank's contiguous share [start, stop) of n items (sizes differ by at most one)."""
+    ctx = ctx or context()
+    return n * ctx.rank // ctx.world_size, n * (ctx.rank + 1) // ctx.world_size
+
+
+@torch.no_grad()
+def gather_rows(x: torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
+    """Every rank's ``shard_range(n)`` rows of a result, reassembled in order on every rank."""
+    ctx = context()
+    if not ctx.enabled:
+        return x
+    most = -(-n // ctx.world_size)
+    padded = x.new_zeros((most, *x.shape[1:])).to(device)
+    padded[: x.shape[0]] = x.to(device)
+    parts = [torch.empty_like(padded) for _ in range(ctx.world_size)]
+    dist.all_gather(parts, padded)
+    rows = []
+    for r, part in enumerate(parts):
+        a, b = shard_range(n, DistContext(r, ctx.world_size))
+        rows.append(part[: b - a])
+    return torch.cat(rows).to(x.device)
+
+
+def wrap_ddp(model: nn.Module, device: torch.device, sync_buffers: bool) -> nn.Module:
+    """``model`` in DistributedDataParallel: rank 0's weights are broadcast now, gradients are
+    averaged over ranks in the backward. ``sync_buffers`` re-broadcasts rank 0's BN buffers every
+    forward (only needed for per-rank BN; global BN keeps them equal by itself)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    kwargs: dict[str, Any] = {"device_ids": [device.index] if device.type == "cuda" else None}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+        kwargs["forward_sync_buffers"] = sync_buffers  # newer torch; broadcast_buffers is deprecated
+    else:
+        kwargs["broadcast_buffers"] = sync_buffers
+    return DistributedDataParallel(model, **kwargs)
+
+
+def global_batch_norm(bn: _BatchNorm, x: torch.Tensor) -> torch.Tensor:
+    """``bn``'s training-mode forward with statistics over the batch of every rank.
+
+    Works with any backend (gloo on CPUs included, where ``nn.SyncBatchNorm`` does not run):
+    per-channel sums and sums of squares are all-reduced *with gradients*, so autograd gives
+    the exact gradient of the global normalisation. Updates ``bn``'s running statistics with
+    the global mean and unbiased variance, as one process on the whole batch would.
+    """
+    dims = [0] if x.dim() == 2 else [0, *range(2, x.dim())]
+    xf = x.float()
+    count = torch.tensor([x.numel() / x.shape[1]], dtype=torch.float32, device=x.device)
+    stats = all_reduce_sum_with_grad(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count]))
+    c = bn.num_features
+    n = stats[-1]
+    mean = stats[:c] / n
+    var = (stats[c : 2 * c] / n - mean * mean).clamp_min(0)  # biased, as BN normalises
+    if bn.track_running_stats and bn.running_mean is not None and bn.running_var is not None:
+        with torch.no_grad():
+            bn.num_batches_tracked += 1  # type: ignore[operator]
+            m = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+            bn.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+            bn.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1)), alpha=m)
+    shape = [1, c] + [1] * (x.dim() - 2)
+    scale = torch.rsqrt(var + bn.eps)
+    if bn.affine:
+        scale = scale * bn.weight
+    shift = -mean * scale
+    if bn.affine:
+        shift = shift + bn.bias
+    return (xf * scale.view(shape) + shift.view(shape)).to(x.dtype)
+
+
+class GlobalBatchNorm(_BatchNorm):
+    """A BatchNorm (1-D or 2-D input) whose training statistics span every rank.
+
+    What ``convert_global_bn`` puts in place of a plain ``nn.BatchNorm1d`` / ``nn.BatchNorm2d``;
+    same parameters and buffers, so state dicts move freely between the two. Outside training,
+    or in a single process, it is a plain BatchNorm.
+    """
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:  # noqa: A002
+        if input.dim() not in (2, 4):
+            raise ValueError(f"expected a 2-D or 4-D input, got {input.dim()}-D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        if self.training and context().enabled:
+            return global_batch_norm(self, x)
+        return super().forward(x)
+
+
+def convert_global_bn(module: nn.Module) -> nn.Module:
+    """Every BatchNorm in ``module`` made global (in place where possible; returns the module).
+
+    simclr's own BN layers (``simclr.models.norm``) switch on their ``global_stats`` flag; plain
+    ``nn.BatchNorm1d`` / ``nn.BatchNorm2d`` are replaced by ``GlobalBatchNorm`` sharing their
+    parameters and buffers. This path serves GPUs (nccl) and CPUs (gloo) alike.
+    """
+    if hasattr(module, "global_stats"):
+        module.global_stats = True
+        return module
+    if type(module) in (nn.BatchNorm1d, nn.BatchNorm2d):
+        new = GlobalBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
+        if module.affine:
+            new.weight, new.bias = module.weight, module.bias
+        new.running_mean, new.running_var = module.running_mean, module.running_var
+        new.num_batches_tracked = module.num_batches_tracked
+        new.train(module.training)
+        return new
+    if isinstance(module, _BatchNorm) and not isinstance(module, GlobalBatchNorm):
+        raise SimCLRError(
+            f"{type(module).__name__} is a BatchNorm that global BN cannot convert; use --no-global-bn"
+        )
+    for name, child in module.named_children():
+        setattr(module, name, convert_global_bn(child))
+    return module
+
+
+__all__ = [
+    "DistContext",
+    "GlobalBatchNorm",
+    "all_reduce_mean",
+    "all_reduce_sum_with_grad",
+    "any_rank",
+    "barrier",
+    "broadcast_object",
+    "context",
+    "convert_global_bn",
+    "gather_rows",
+    "gather_with_grad",
+    "global_batch_norm",
+    "init_from_env",
+    "main_first",
+    "rank_device",
+    "same_on_every_rank",
+    "shard_range",
+    "wrap_ddp",
+    "shutdown",
+]

@@ -260,3 +260,42 @@ def test_shard_range_covers_everything_once(world: int) -> None:
         parts = [distributed.shard_range(n, distributed.DistContext(r, world)) for r in range(world)]
         assert parts[0][0] == 0 and parts[-1][1] == n
         assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
+
+
+def _chunk_worker(rank: int, world: int, store: str, out_dir: str) -> None:
+    from test_chunked import NoBatchStats
+
+    from simclr.chunked import chunked_step
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        model = NoBatchStats()
+        ddp = distributed.wrap_ddp(model, torch.device("cpu"), sync_buffers=False)
+        x1, x2 = _views()
+        n = N // world
+        local = slice(rank * n, (rank + 1) * n)
+        loss, _ = chunked_step(ddp, x1[local], x2[local], 3, TAU, no_sync=ddp.no_sync)  # chunks of 3 + 1
+        torch.save({"loss": loss, **{k: p.grad.clone() for k, p in model.named_parameters()}},
+                   Path(out_dir) / f"chunk{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_in_chunks_equal_one_process_whole_batch(tmp_path: Path) -> None:
+    from test_chunked import NoBatchStats
+
+    torch.manual_seed(0)
+    model = NoBatchStats()
+    x1, x2 = _views()
+    _, z = model(torch.cat([x1, x2]))
+    loss, _ = nt_xent(*z.chunk(2), TAU)
+    loss.backward()
+    mp.spawn(_chunk_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    for r in range(2):
+        out = torch.load(tmp_path / f"chunk{r}.pt")
+        assert _rel(out["loss"], loss.detach()) < 1e-6
+        got = torch.cat([out[k].flatten() for k, _ in model.named_parameters()])
+        ref = torch.cat([p.grad.flatten() for p in model.parameters()])
+        assert _rel(got, ref) < 1e-5

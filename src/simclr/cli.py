@@ -47,6 +47,8 @@ PRETRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--seed", "train.seed", int, "seed for weights, data order and augmentation (default 0)"),
     ("--device", "train.device", str, "auto (default), cpu, cuda, cuda:N"),
     ("--log-every", "train.log_every", int, "steps between log lines and metrics records (default 10)"),
+    ("--chunk-size", "train.chunk_size", int,
+     "exact gradient of the batch in chunks of this many images (bounded memory; BN sees a chunk)"),
     ("--global-bn", "train.global_bn", None, "BN statistics over all ranks under torchrun (default: on)"),
     ("--dist-backend", "train.dist_backend", str, "torch.distributed backend: nccl (GPUs) or gloo (default by device)"),
 ]

@@ -105,6 +105,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     log_every: int = 10
+    chunk_size: int | None = None  # images per chunk for an exact large-batch gradient (off: whole batch)
     global_bn: bool | None = None  # auto: on when torchrun runs more than one rank
     dist_backend: str | None = None  # auto: nccl on GPUs, gloo otherwise
 
@@ -246,6 +247,7 @@ def validate(cfg: PretrainConfig) -> None:
         (t.batch_size >= 2, f"--batch-size must be >= 2 (NT-Xent needs negatives), got {t.batch_size}"),
         (t.max_steps is None or t.max_steps >= 1, f"--max-steps must be >= 1, got {t.max_steps}"),
         (t.log_every >= 1, f"--log-every must be >= 1, got {t.log_every}"),
+        (t.chunk_size is None or t.chunk_size >= 1, f"--chunk-size must be >= 1, got {t.chunk_size}"),
     ]
     for ok, message in checks:
         if not ok:

@@ -22,6 +22,7 @@ import yaml
 
 from simclr import distributed
 from simclr.checkpoint import CHECKPOINT, CHECKPOINT_FORMAT, ENCODER, atomic_save, encoder_payload, safe_load
+from simclr.chunked import chunked_step
 from simclr.config import PretrainConfig, resolve
 from simclr.data.loaders import PretrainLoader
 from simclr.data.sources import load_images
@@ -89,6 +90,7 @@ def describe(
         f"| weight decay {o.weight_decay} | warm-up {o.warmup_epochs} epochs then cosine\n"
         f"batch {t.batch_size} x {steps_per_epoch} steps/epoch x {t.epochs} epochs | "
         f"{t.precision} on {device}"
+        + (f" | gradient in chunks of {t.chunk_size} images" if t.chunk_size else "")
         + (
             f"\n{world.world_size} ranks ({torch.distributed.get_backend()}) x {t.batch_size // world.world_size}"
             f" images each | global BN {'on' if global_bn else 'off'} | negatives from the global batch"
@@ -277,6 +279,12 @@ def _pretrain(
     last_loss = float(state["last_loss"]) if state else float("nan")
     interrupted = stopping = False
     name = "SIGTERM"
+    local_batch = t.batch_size // world.world_size
+    chunk = t.chunk_size if t.chunk_size is not None and t.chunk_size < local_batch else None
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
     model.train()
     tick, tick_step = time.perf_counter(), step
     try:
@@ -286,13 +294,18 @@ def _pretrain(
                     lr = lr_at(step, peak_lr, warmup_steps, total_steps)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
-                    x = torch.cat([v1, v2])
-                    if channels_last:
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    with autocast_context(t.precision, device):
-                        _, z = train_model(x)
-                    z1, z2 = z.float().chunk(2)
-                    loss, pos_acc = nt_xent(z1, z2, cfg.loss.temperature)
+                    optimizer.zero_grad(set_to_none=True)
+                    if chunk is not None:  # exact gradient of the whole batch, chunk by chunk
+                        loss, pos_acc = chunked_step(
+                            train_model, v1, v2, chunk, cfg.loss.temperature, prepare=prepare,
+                            autocast=lambda: autocast_context(t.precision, device), scale=scaler.scale,
+                            no_sync=getattr(train_model, "no_sync", None),
+                        )
+                    else:
+                        with autocast_context(t.precision, device):
+                            _, z = train_model(prepare(torch.cat([v1, v2])))
+                        z1, z2 = z.float().chunk(2)
+                        loss, pos_acc = nt_xent(z1, z2, cfg.loss.temperature)
                     loss_value = loss.item()
                     if not math.isfinite(loss_value):
                         raise SimCLRError(
@@ -300,8 +313,8 @@ def _pretrain(
                             f"{last_loss:.4f}); try a lower --lr, --precision fp32, or check the "
                             f"data. The last good checkpoint is kept in {ckpt_path}"
                         )
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
+                    if chunk is None:
+                        scaler.scale(loss).backward()
                     scaler.step(optimizer)
                     scaler.update()
                     step += 1

@@ -1,0 +1,128 @@
+"""End-to-end pretraining throughput: simclr vs the common recipe, side by side on this machine.
+
+The common recipe, as public SimCLR implementations write it: torchvision's ``resnet18`` (ImageNet
+stem) with a 2-layer MLP head, PIL images through torchvision transforms (RandomResizedCrop, flip,
+ColorJitter 0.8 x s, RandomGrayscale 0.2, ToTensor) in 2 DataLoader workers, two views per image,
+NT-Xent, SGD momentum 0.9, fp32, NCHW. simclr: ``simclr pretrain`` with the same model size,
+recipe and batch (its defaults: batched augmentation on the training device, channels_last, tiny-map
+convolutions as matmuls). Both on Fashion-MNIST 28 px, batch 256, colour strength 0.5, no blur.
+
+Each configuration runs ``--steps`` steps in a fresh process, alternately, ``--repeats`` times;
+images/s is measured over the steps after the first ``--warmup`` (so start-up and worker spin-up are
+left out) and the medians are printed with their ratio.
+
+usage: python benchmarks/common_recipe.py [--steps 30] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DATA = os.environ.get("DATA_DIR", "/usr/share/datasets/fashion-mnist")
+
+
+def common_worker(steps: int, warmup: int) -> None:
+    """The common recipe's training loop; prints images/s as JSON."""
+    import torch
+    import torch.nn.functional as F
+    import torchvision
+    from PIL import Image
+    from torch import nn
+    from torchvision import transforms as T
+
+    from simclr.data.sources import load_images
+
+    images = load_images("fashion-mnist", "pretrain", DATA, None, 0, 28).images[:, 0].numpy()
+    s = 0.5
+    view = T.Compose([
+        T.RandomResizedCrop(28),
+        T.RandomHorizontalFlip(),
+        T.RandomApply([T.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=0.8),
+        T.RandomGrayscale(p=0.2),
+        T.ToTensor(),
+    ])
+
+    class Pairs(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(images)
+
+        def __getitem__(self, i: int):  # noqa: ANN204
+            img = Image.fromarray(images[i]).convert("RGB")
+            return view(img), view(img)
+
+    loader = torch.utils.data.DataLoader(Pairs(), batch_size=256, shuffle=True, num_workers=2, drop_last=True,
+                                         persistent_workers=True)
+    model = torchvision.models.resnet18()
+    model.fc = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 128))
+    opt = torch.optim.SGD(model.parameters(), lr=0.06, momentum=0.9, weight_decay=5e-4)
+
+    def nt_xent(z1: torch.Tensor, z2: torch.Tensor, tau: float = 0.5) -> torch.Tensor:
+        z = F.normalize(torch.cat([z1, z2]), dim=1)
+        n = z1.shape[0]
+        logits = (z @ z.t() / tau).fill_diagonal_(float("-inf"))
+        targets = (torch.arange(2 * n) + n) % (2 * n)
+        return F.cross_entropy(logits, targets)
+
+    done, t0 = 0, 0.0
+    for v1, v2 in loader:
+        if done == warmup:
+            t0 = time.perf_counter()
+        loss = nt_xent(*model(torch.cat([v1, v2])).chunk(2))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        done += 1
+        if done == steps:
+            break
+    print(json.dumps({"images_per_s": (steps - warmup) * 256 / (time.perf_counter() - t0)}))
+
+
+def run_common(steps: int, warmup: int) -> float:
+    r = subprocess.run([sys.executable, __file__, "--common-worker", str(steps), str(warmup)],
+                       capture_output=True, text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])["images_per_s"]
+
+
+def run_simclr(steps: int, warmup: int, out: Path) -> float:
+    subprocess.run([sys.executable, "-m", "simclr", "pretrain", "--dataset", "fashion-mnist", "--data-dir", DATA,
+                    "--out", str(out), "--arch", "resnet18", "--stem", "imagenet", "--image-size", "28",
+                    "--batch-size", "256", "--max-steps", str(steps), "--epochs", "5", "--temperature", "0.5",
+                    "--color-strength", "0.5", "--no-blur", "--optimizer", "sgd", "--base-lr", "0.06",
+                    "--weight-decay", "5e-4", "--warmup-epochs", "0", "--precision", "fp32", "--device", "cpu",
+                    "--log-every", "1"], capture_output=True, check=True)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line]
+    # images / time over the steps after warm-up, from the per-step rates
+    return (steps - warmup) * 256 / sum(256 / r["images_per_s"] for r in rows[warmup:])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    ours, common = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeats):
+            common.append(run_common(args.steps, args.warmup))
+            ours.append(run_simclr(args.steps, args.warmup, Path(tmp) / f"run{i}"))
+            print(f"repeat {i}: common recipe {common[-1]:.1f} images/s | simclr {ours[-1]:.1f} images/s "
+                  f"| ratio {ours[-1] / common[-1]:.2f}", flush=True)
+    mo, mc = statistics.median(ours), statistics.median(common)
+    print(f"median over {args.repeats}: common recipe {mc:.1f} images/s, simclr {mo:.1f} images/s, "
+          f"ratio {mo / mc:.2f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--common-worker":
+        common_worker(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        main()

@@ -147,7 +147,8 @@ def same_on_every_rank(error: SimCLRError) -> SimCLRError:
     return error
 
 
-def _backend() -> str:
+def backend() -> str:
+    """The process group's backend name (gloo, nccl)."""
     return str(dist.get_backend())
 
 
@@ -159,7 +160,7 @@ class _GatherWithGrad(Function):
         world = dist.get_world_size()
         x = x.contiguous()
         out = x.new_empty((world * x.shape[0], *x.shape[1:]))
-        if _backend() == "nccl":
+        if backend() == "nccl":
             dist.all_gather_into_tensor(out, x)
         else:
             dist.all_gather(list(out.chunk(world)), x)
@@ -170,7 +171,7 @@ class _GatherWithGrad(Function):
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # noqa: ANN401
         grad = grad.contiguous()
         rank, rows = dist.get_rank(), ctx.rows
-        if _backend() == "nccl":
+        if backend() == "nccl":
             out = grad.new_empty((rows, *grad.shape[1:]))
             dist.reduce_scatter_tensor(out, grad)
             return out
@@ -351,6 +352,7 @@ __all__ = [
     "all_reduce_mean",
     "all_reduce_sum_with_grad",
     "any_rank",
+    "backend",
     "barrier",
     "broadcast_object",
     "context",

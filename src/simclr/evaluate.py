@@ -61,7 +61,7 @@ def extract_features(
     h = torch.cat(feats) if feats else torch.zeros(0, 0)
     y = torch.cat(labels).long() if labels else torch.zeros(0, dtype=torch.long)
     if distributed.context().enabled:
-        comm = device if dist_backend() == "nccl" else torch.device("cpu")
+        comm = device if distributed.backend() == "nccl" else torch.device("cpu")
         width = torch.tensor([h.shape[1] if h.numel() else 0], device=comm)
         torch.distributed.all_reduce(width, op=torch.distributed.ReduceOp.MAX)  # a rank may hold none
         h = distributed.gather_rows(h.reshape(-1, int(width.item())), n, comm)
@@ -75,10 +75,6 @@ def subset(images: Images, start: int, stop: int) -> Images:
         return ArrayImages(images.images[start:stop], images.labels[start:stop], images.classes)
     assert isinstance(images, FolderImages)
     return images.subset(list(range(start, stop)))
-
-
-def dist_backend() -> str:
-    return str(torch.distributed.get_backend())
 
 
 def _fit_logreg(

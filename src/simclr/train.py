@@ -92,7 +92,7 @@ def describe(
         f"{t.precision} on {device}"
         + (f" | gradient in chunks of {t.chunk_size} images" if t.chunk_size else "")
         + (
-            f"\n{world.world_size} ranks ({torch.distributed.get_backend()}) x {t.batch_size // world.world_size}"
+            f"\n{world.world_size} ranks ({distributed.backend()}) x {t.batch_size // world.world_size}"
             f" images each | global BN {'on' if global_bn else 'off'} | negatives from the global batch"
             if world is not None and world.enabled
             else ""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from simclr import PretrainConfig
-from simclr.config import apply_overrides, resolve
+from simclr.config import apply_overrides, load_preset, preset_names, resolve
+from simclr.errors import SimCLRError
 
 
 def resolved(**overrides: object) -> PretrainConfig:
@@ -30,3 +33,20 @@ def test_explicit_values_override_dataset_defaults() -> None:
                       "augment.color_strength": 0.5})
     assert cfg.model.stem == "cifar"
     assert tuple(cfg.augment.crop_scale) == (0.08, 1.0) and cfg.augment.color_strength == 0.5
+
+
+def test_augment_on_is_checked() -> None:
+    assert resolved().augment.on == "device"
+    assert resolved(**{"augment.on": "workers"}).augment.on == "workers"
+    with pytest.raises(SimCLRError, match="--augment-on 'gpu' is not valid"):
+        resolved(**{"augment.on": "gpu"})
+    with pytest.raises(SimCLRError, match="augment-on device"):
+        resolved(**{"augment.on": "workers", "augment.brightness": "additive"})
+
+
+def test_every_preset_resolves() -> None:
+    assert {"cifar10-paper", "imagenet-paper", "fmnist-fast"} <= set(preset_names())
+    for name in preset_names():
+        cfg = PretrainConfig()
+        apply_overrides(cfg, load_preset(name), name)
+        resolve(cfg)

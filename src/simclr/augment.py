@@ -139,53 +139,69 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
 
 
-def _rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+# The colour ops below come in two forms: ``adjust_*`` returns a new tensor (the public, pure
+# form, tested against torchvision), ``_*_`` overwrites its argument. The pipeline uses the
+# in-place forms on its own intermediate: fresh large temporaries are what costs most on a CPU
+# (every new buffer is page-faulted in), 4-7x the arithmetic at 224 px (BENCHMARKS.md).
+
+
+def _per_sample(factor: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return factor.view(-1, 1, 1, 1).to(x)
+
+
+def _brightness_(x: torch.Tensor, factor: torch.Tensor, additive: bool = False) -> torch.Tensor:
+    f = _per_sample(factor, x)
+    return (x.add_(f) if additive else x.mul_(f)).clamp_(0, 1)
+
+
+def _contrast_(x: torch.Tensor, factor: torch.Tensor, channel_mean: bool = False) -> torch.Tensor:
+    f = _per_sample(factor, x)
+    mean = x.mean((2, 3), keepdim=True) if channel_mean else _gray(x).mean((1, 2, 3), keepdim=True)
+    return x.mul_(f).add_((1 - f) * mean).clamp_(0, 1)
+
+
+def _saturation_(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    f = _per_sample(factor, x)
+    gray = _gray(x).mul_(1 - f)
+    return x.mul_(f).add_(gray).clamp_(0, 1)
+
+
+def _hue_(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Hue rotation through HSV as torchvision (same sector tie-breaking: red, then green, then
+    blue), written without building the HSV image: with chroma c = max - min and the hue in sixths
+    h6, each output channel is max - c * clamp(min(k, 4 - k), 0, 1), k = (n + h6 + 6 shift) mod 6."""
     r, g, b = x.unbind(1)
     maxc, _ = x.max(1)
-    minc, _ = x.min(1)
-    eqc = maxc == minc
-    cr = maxc - minc
-    ones = torch.ones_like(maxc)
-    s = cr / torch.where(eqc, ones, maxc)
-    cr_div = torch.where(eqc, ones, cr)
-    rc, gc, bc = (maxc - r) / cr_div, (maxc - g) / cr_div, (maxc - b) / cr_div
-    hr = (maxc == r) * (bc - gc)
-    hg = ((maxc == g) & (maxc != r)) * (2.0 + rc - bc)
-    hb = ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
-    h = torch.fmod((hr + hg + hb) / 6.0 + 1.0, 1.0)
-    return torch.stack((h, s, maxc), 1)
-
-
-def _hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """HSV -> RGB as the closed form c_n = v - v s clamp(min(k, 4 - k), 0, 1), k = (n + 6h) mod 6,
-    with n = 5, 3, 1 for R, G, B: the same function as torchvision's six-sector table, elementwise."""
-    h, s, v = x.unbind(1)
-    n = torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    k = torch.remainder(n + 6.0 * h.unsqueeze(1), 6.0)
-    ramp = torch.minimum(k, 4.0 - k).clamp_(0, 1)
-    return v.unsqueeze(1) - (v * s).unsqueeze(1) * ramp
+    chroma = maxc - x.min(1)[0]
+    safe = torch.where(chroma == 0, torch.ones_like(chroma), chroma)
+    h6 = torch.where(maxc == r, (g - b).div_(safe),
+                     torch.where(maxc == g, (b - r).div_(safe).add_(2.0), (r - g).div_(safe).add_(4.0)))
+    # torchvision: h = fmod(h6 / 6 + 1, 1), then (h + shift) mod 1; in sixths:
+    h6 = torch.fmod(h6.div_(6.0).add_(1.0), 1.0).add_(_per_sample(shift, x).view(-1, 1, 1))
+    h6 = torch.remainder(h6, 1.0).mul_(6.0)
+    k = torch.empty_like(h6)
+    ramp = torch.empty_like(h6)
+    for c, n in enumerate((5.0, 3.0, 1.0)):
+        torch.remainder(torch.add(h6, n, out=k), 6.0, out=k)
+        torch.minimum(k, ramp.copy_(k).neg_().add_(4.0), out=ramp).clamp_(0, 1).mul_(chroma)
+        torch.sub(maxc, ramp, out=x[:, c])
+    return x.clamp_(0, 1)
 
 
 def adjust_brightness(x: torch.Tensor, factor: torch.Tensor, additive: bool = False) -> torch.Tensor:
-    f = factor.view(-1, 1, 1, 1).to(x)
-    return (x + f if additive else x * f).clamp(0, 1)
+    return _brightness_(x.clone(), factor, additive)
 
 
 def adjust_contrast(x: torch.Tensor, factor: torch.Tensor, channel_mean: bool = False) -> torch.Tensor:
-    f = factor.view(-1, 1, 1, 1).to(x)
-    mean = x.mean((2, 3), keepdim=True) if channel_mean else _gray(x).mean((1, 2, 3), keepdim=True)
-    return (f * x + (1 - f) * mean).clamp(0, 1)
+    return _contrast_(x.clone(), factor, channel_mean)
 
 
 def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    f = factor.view(-1, 1, 1, 1).to(x)
-    return (f * x + (1 - f) * _gray(x)).clamp(0, 1)
+    return _saturation_(x.clone(), factor)
 
 
 def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    hsv = _rgb_to_hsv(x)
-    h = torch.remainder(hsv[:, 0] + shift.view(-1, 1, 1).to(x), 1.0)
-    return _hsv_to_rgb(torch.stack((h, hsv[:, 1], hsv[:, 2]), 1)).clamp(0, 1)
+    return _hue_(x.clone(), shift)
 
 
 def blur_kernel_size(side: int) -> int:
@@ -211,15 +227,14 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> tor
 
 
 def _apply_where(x: torch.Tensor, mask: torch.Tensor, fn) -> torch.Tensor:  # noqa: ANN001
-    """fn applied in place to the samples of x where ``mask`` is set (fn gets their indices).
-    x must be a tensor the caller owns (the pipeline's own intermediate)."""
+    """fn applied to the samples of x where ``mask`` is set (fn gets their indices and may work in
+    place). x must be a tensor the caller owns (the pipeline's own intermediate)."""
     idx = mask.nonzero().flatten()
     if idx.numel() == 0:
         return x
     if idx.numel() == x.shape[0]:
         return fn(x, idx)
-    x[idx] = fn(x[idx], idx)
-    return x
+    return x.index_copy_(0, idx, fn(x[idx], idx))
 
 
 class SimCLRAugment:
@@ -262,7 +277,7 @@ class SimCLRAugment:
         if s > 0 and cfg.color_p > 0:
             x = self._color_jitter(x, draw(cfg.color_p), s, g)
         if cfg.grayscale_p > 0:
-            x = _apply_where(x, draw(cfg.grayscale_p), lambda v, i: _gray(v).expand(-1, 3, -1, -1))
+            x = _apply_where(x, draw(cfg.grayscale_p), lambda v, i: v.copy_(_gray(v).expand_as(v)))
         if cfg.blur and cfg.blur_p > 0:
             k = blur_kernel_size(self.size)
             sigma = _uniform(n, *cfg.blur_sigma, g).float().to(dev)
@@ -270,26 +285,35 @@ class SimCLRAugment:
         return x
 
     def _color_jitter(self, x: torch.Tensor, apply: torch.Tensor, s: float, g: torch.Generator):
-        n = x.shape[0]
+        p = sample_jitter(x.shape[0], s, g, self.cfg.brightness == "additive")
         dev = x.device
-        lo, hi = max(0.0, 1 - 0.8 * s), 1 + 0.8 * s
+        bright, contrast, sat, hue = (p[k].float().to(dev) for k in ("brightness", "contrast", "saturation", "hue"))
+        order = p["order"].to(dev)
         additive = self.cfg.brightness == "additive"
-        if additive:
-            bright = _uniform(n, -0.8 * s, 0.8 * s, g).float().to(dev)
-        else:
-            bright = _uniform(n, lo, hi, g).float().to(dev)
-        contrast = _uniform(n, lo, hi, g).float().to(dev)
-        sat = _uniform(n, lo, hi, g).float().to(dev)
-        hue = _uniform(n, -min(0.5, 0.2 * s), min(0.5, 0.2 * s), g).float().to(dev)
-        order = torch.argsort(torch.rand(n, 4, generator=g), dim=1).to(dev)  # a random order each
         chan = self.cfg.contrast == "channel-mean"
         ops = (
-            lambda v, i: adjust_brightness(v, bright[i], additive),
-            lambda v, i: adjust_contrast(v, contrast[i], chan),
-            lambda v, i: adjust_saturation(v, sat[i]),
-            lambda v, i: adjust_hue(v, hue[i]),
+            lambda v, i: _brightness_(v, bright[i], additive),
+            lambda v, i: _contrast_(v, contrast[i], chan),
+            lambda v, i: _saturation_(v, sat[i]),
+            lambda v, i: _hue_(v, hue[i]),
         )
         for pos in range(4):
             for k, op in enumerate(ops):
                 x = _apply_where(x, apply & (order[:, pos] == k), op)
         return x
+
+
+def sample_jitter(n: int, s: float, g: torch.Generator, additive: bool = False) -> dict[str, torch.Tensor]:
+    """Colour jitter parameters of strength s for n samples, as torchvision's ColorJitter(0.8s,
+    0.8s, 0.8s, 0.2s): factors U(max(0, 1 - 0.8s), 1 + 0.8s), hue shift U(-0.2s, 0.2s) (at most
+    0.5), and ``order`` (n, 4), a uniformly random order of (brightness, contrast, saturation,
+    hue) per sample. With ``additive``, brightness is a delta U(-0.8s, 0.8s) (SimCLR v1)."""
+    lo, hi = max(0.0, 1 - 0.8 * s), 1 + 0.8 * s
+    bright = _uniform(n, -0.8 * s, 0.8 * s, g) if additive else _uniform(n, lo, hi, g)
+    return {
+        "brightness": bright,
+        "contrast": _uniform(n, lo, hi, g),
+        "saturation": _uniform(n, lo, hi, g),
+        "hue": _uniform(n, -min(0.5, 0.2 * s), min(0.5, 0.2 * s), g),
+        "order": torch.argsort(torch.rand(n, 4, generator=g), dim=1),
+    }

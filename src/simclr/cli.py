@@ -31,6 +31,8 @@ PRETRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--proj-dim", "model.proj_dim", int, "dimension of z (default 128)"),
     ("--color-strength", "augment.color_strength", float, "colour distortion strength s (1.0 ImageNet, 0.5 CIFAR)"),
     ("--blur", "augment.blur", None, "Gaussian blur (default: on above 32 px)"),
+    ("--augment-on", "augment.on", str,
+     "device (default: batched on the training device) or workers (torchvision PIL per image, the reference)"),
     ("--temperature", "loss.temperature", float, "NT-Xent tau (0.1 ImageNet, 0.5 CIFAR; too high or low costs points)"),
     ("--optimizer", "optim.optimizer", str, "lars (default), sgd or adamw"),
     ("--lr", "optim.lr", float, "peak learning rate (default: --base-lr scaled by the batch size)"),
@@ -50,6 +52,9 @@ PRETRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--chunk-size", "train.chunk_size", int,
      "exact gradient of the batch in chunks of this many images (bounded memory; BN sees a chunk)"),
     ("--global-bn", "train.global_bn", None, "BN statistics over all ranks under torchrun (default: on)"),
+    ("--compile", "train.compile", None, "torch.compile the model (off by default; pays off on long GPU runs)"),
+    ("--save-every-epoch", "train.save_every_epoch", None,
+     "keep the encoder of every epoch as encoder-epochE.pt (for accuracy-vs-time curves)"),
     ("--dist-backend", "train.dist_backend", str, "torch.distributed backend: nccl (GPUs) or gloo (default by device)"),
 ]
 

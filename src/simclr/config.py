@@ -60,6 +60,7 @@ class AugmentSection:
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     brightness: str = "multiplicative"  # official v2 / torchvision; "additive" is v1
     contrast: str = "gray-mean"  # torchvision; "channel-mean" is the official code
+    on: str = "device"  # device: batched tensor ops on the training device; workers: torchvision PIL per image
 
     def to_augment_config(self) -> AugmentConfig:
         assert self.color_strength is not None and self.blur is not None and self.crop_scale is not None
@@ -108,6 +109,8 @@ class TrainConfig:
     chunk_size: int | None = None  # images per chunk for an exact large-batch gradient (off: whole batch)
     global_bn: bool | None = None  # auto: on when torchrun runs more than one rank
     dist_backend: str | None = None  # auto: nccl on GPUs, gloo otherwise
+    compile: bool = False  # torch.compile the training model (first steps slower while it compiles)
+    save_every_epoch: bool = False  # also keep encoder-epochE.pt at every epoch end (for accuracy curves)
 
 
 @dataclass
@@ -229,6 +232,12 @@ def validate(cfg: PretrainConfig) -> None:
     _check_choice(o.optimizer, OPTIMIZERS, "--optimizer")
     _check_choice(o.lr_scaling, ("linear", "sqrt"), "--lr-scaling")
     _check_choice(t.precision, PRECISIONS, "--precision")
+    _check_choice(a.on, ("device", "workers"), "--augment-on")
+    if a.on == "workers" and (a.brightness != "multiplicative" or a.contrast != "gray-mean"):
+        raise SimCLRError(
+            "--augment-on workers uses torchvision's colour ops: brightness 'multiplicative' and contrast "
+            "'gray-mean' only; use --augment-on device for the other variants"
+        )
     if t.dist_backend is not None:
         _check_choice(t.dist_backend, ("gloo", "nccl"), "--dist-backend")
     checks = [

@@ -24,6 +24,7 @@ from simclr import distributed
 from simclr.checkpoint import CHECKPOINT, CHECKPOINT_FORMAT, ENCODER, atomic_save, encoder_payload, safe_load
 from simclr.chunked import chunked_step
 from simclr.config import PretrainConfig, resolve
+from simclr.cpu_memory import retain_freed_memory
 from simclr.data.loaders import PretrainLoader
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
@@ -85,7 +86,8 @@ def describe(
         f"stem {resolve_stem(m.stem, d.image_size)} | head {m.head}"
         f"{'-' + str(m.head_layers) if m.head == 'mlp' else ''} -> {m.proj_dim}\n"
         f"temperature {cfg.loss.temperature} | colour strength {a.color_strength} | "
-        f"crop area {a.crop_scale[0]:g}-{a.crop_scale[1]:g} | blur {'on' if a.blur else 'off'}\n"
+        f"crop area {a.crop_scale[0]:g}-{a.crop_scale[1]:g} | blur {'on' if a.blur else 'off'} | "
+        f"augment on {a.on}\n"
         f"{o.optimizer} peak lr {peak_lr:.4g} ({'given' if o.lr else f'{o.base_lr} {o.lr_scaling} rule'}) "
         f"| weight decay {o.weight_decay} | warm-up {o.warmup_epochs} epochs then cosine\n"
         f"batch {t.batch_size} x {steps_per_epoch} steps/epoch x {t.epochs} epochs | "
@@ -189,6 +191,8 @@ def _pretrain(
     d, o, t = cfg.data, cfg.optim, cfg.train
     assert d.image_size is not None and cfg.loss.temperature is not None and o.warmup_epochs is not None
     device = pick_device(distributed.rank_device(t.device, world))
+    if device.type == "cpu":
+        retain_freed_memory()  # reuse freed activation / view buffers instead of faulting pages in again
     if t.batch_size % world.world_size:
         raise distributed.same_on_every_rank(SimCLRError(
             f"--batch-size {t.batch_size} (the global batch) does not divide among {world.world_size} ranks; "
@@ -217,7 +221,7 @@ def _pretrain(
         model = model.to(memory_format=torch.channels_last)
     loader = PretrainLoader(
         images, t.batch_size, cfg.augment.to_augment_config(), d.image_size, t.seed, device, d.workers,
-        rank=world.rank, world_size=world.world_size,
+        rank=world.rank, world_size=world.world_size, augment_on=cfg.augment.on,
     )
     steps_per_epoch = len(loader)
     total_steps = steps_per_epoch * t.epochs
@@ -241,6 +245,8 @@ def _pretrain(
         # DDP averages gradients over ranks (nt_xent scales each rank's loss to match) and
         # broadcasts rank 0's weights now; global BN keeps the BN buffers equal on every rank.
         train_model = distributed.wrap_ddp(model, device, sync_buffers=not global_bn)
+    if t.compile:
+        train_model = torch.compile(train_model)
     if world.is_main:
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
@@ -265,6 +271,7 @@ def _pretrain(
                 "epoch": ep,
                 "batch_in_epoch": b,
                 "last_loss": loss,
+                "train_seconds": seconds_before + time.perf_counter() - started,
                 "rng": {
                     "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
@@ -277,6 +284,8 @@ def _pretrain(
     stop_at = min(total_steps, t.max_steps) if t.max_steps else total_steps
     progress = Progress(stop_at, step, log)
     last_loss = float(state["last_loss"]) if state else float("nan")
+    seconds_before = float(state.get("train_seconds", 0.0)) if state else 0.0  # training time of earlier sessions
+    started = time.perf_counter()
     interrupted = stopping = False
     name = "SIGTERM"
     local_batch = t.batch_size // world.world_size
@@ -330,6 +339,7 @@ def _pretrain(
                             "pos_acc": float(pos_acc),
                             "lr": lr,
                             "images_per_s": (step - tick_step) * t.batch_size / max(now - tick, 1e-9),
+                            "time_s": seconds_before + now - started,
                         }
                         if metrics is not None:
                             metrics.write(record)
@@ -350,6 +360,8 @@ def _pretrain(
                     epoch += 1
                     batch_in_epoch = 0
                     save_checkpoint(epoch, 0, last_loss)
+                    if t.save_every_epoch and world.is_main:
+                        atomic_save(encoder_payload(model.encoder, d.image_size), out / f"encoder-epoch{epoch}.pt")
                     if stopping:
                         print(f"\n{name}: checkpoint saved at step {step}; continue with --resume", file=log)
                         interrupted = True

@@ -7,7 +7,9 @@ run resumed from a checkpoint sees exactly the data an uninterrupted run would h
 
 In-memory datasets are augmented as whole batches on the training device. Folder datasets
 are decoded, cropped and resized (PIL, antialiased) in DataLoader workers, which hand uint8
-crops to the same batched colour / grayscale / blur ops on the device.
+crops to the same batched colour / grayscale / blur ops on the device. With
+``augment_on="workers"`` (``--augment-on workers``) every dataset instead goes through the
+reference path: torchvision's PIL transforms per image in the workers (``simclr.data.reference``).
 """
 
 from __future__ import annotations
@@ -22,20 +24,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from simclr.augment import AugmentConfig, SimCLRAugment, sample_crop_boxes
 from simclr.data.folder import FolderImages
+from simclr.data.reference import ReferencePairs
+from simclr.data.seeds import mix_seed
 from simclr.data.sources import ArrayImages, Images
-
-_MIX = 0x9E3779B97F4A7C15
-
-
-def mix_seed(*values: int) -> int:
-    """A 63-bit seed from integers (splitmix64-style), so nearby inputs give unrelated streams."""
-    h = 0
-    for v in values:
-        h = (h ^ (int(v) + _MIX + (h << 6) + (h >> 2))) & 0xFFFFFFFFFFFFFFFF
-        h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        h = (h ^ (h >> 27)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-    return h & 0x7FFFFFFFFFFFFFFF
 
 
 def _pil_to_uint8(img: Image.Image) -> torch.Tensor:
@@ -114,7 +105,10 @@ class PretrainLoader:
         workers: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        augment_on: str = "device",
     ) -> None:
+        if augment_on not in ("device", "workers"):
+            raise ValueError(f"augment_on must be 'device' or 'workers', got {augment_on!r}")
         if batch_size % world_size:
             raise ValueError(f"batch size {batch_size} is not divisible by the world size {world_size}")
         self.images, self.batch_size, self.size = images, batch_size, size
@@ -122,9 +116,14 @@ class PretrainLoader:
         self.local_batch = batch_size // world_size
         self.seed, self.device, self.workers = seed, device, workers
         self.in_memory = isinstance(images, ArrayImages)
+        self.augment_on = augment_on
         # Folder crops happen in the workers; the device then does flip, colour, gray, blur.
         self.augment = SimCLRAugment(aug if self.in_memory else replace(aug, crop=False), size)
-        self._pairs = None if self.in_memory else _FolderPairs(images, aug, size, seed)
+        self._pairs: Dataset | None = None
+        if augment_on == "workers":  # the whole torchvision pipeline per image in the workers
+            self._pairs = ReferencePairs(images, aug, size, seed, rank if world_size > 1 else 0)
+        elif not self.in_memory:
+            self._pairs = _FolderPairs(images, aug, size, seed)
 
     def __len__(self) -> int:
         return len(self.images) // self.batch_size
@@ -138,15 +137,14 @@ class PretrainLoader:
         n_batches = len(self)
         if start >= n_batches:
             return
-        if self.in_memory:
+        if self._pairs is None:
             assert isinstance(self.images, ArrayImages)
             for b in range(start, n_batches):
                 idx = order[self._rows(b)]
                 x = self.images.images[idx].to(self.device, non_blocking=True)
                 yield self._views(torch.cat([x, x]), epoch, b)
             return
-        assert self._pairs is not None
-        self._pairs.epoch = epoch
+        self._pairs.epoch = epoch  # type: ignore[attr-defined]
         sampler = torch.cat([order[self._rows(b)] for b in range(start, n_batches)]).tolist()
         loader = DataLoader(
             self._pairs,
@@ -158,6 +156,9 @@ class PretrainLoader:
             persistent_workers=False,
         )
         for b, (v1, v2) in enumerate(loader, start=start):
+            if self.augment_on == "workers":  # finished views
+                yield v1.to(self.device, non_blocking=True), v2.to(self.device, non_blocking=True)
+                continue
             x = torch.cat([v1, v2]).to(self.device, non_blocking=True)
             yield self._views(x, epoch, b)
 

@@ -83,7 +83,7 @@ def _encoder_from_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ResNet:
-    """The trained encoder f of a run directory or an ``encoder.pt``, in eval mode.
+    """The trained encoder f of a run directory, an ``encoder.pt`` or an exported ``.safetensors``, in eval mode.
 
     It takes float RGB images in [0, 1] of shape (B, 3, H, W) and returns h (B, feature_dim).
     ``encoder.image_size`` is the size it was trained at. A run directory without
@@ -97,6 +97,10 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
             p = p / CHECKPOINT
         else:
             raise SimCLRError(f"{path} has neither {ENCODER} nor {CHECKPOINT}: is it a simclr run directory?")
+    if p.suffix.lower() == ".safetensors":
+        from simclr.export import load_safetensors_encoder
+
+        return load_safetensors_encoder(p).to(map_location)
     obj = safe_load(p)
     if obj.get("format") == CHECKPOINT_FORMAT:
         obj = _encoder_from_checkpoint(obj)
@@ -115,3 +119,22 @@ def unwrap(model: nn.Module) -> nn.Module:
     """The plain module under torch.compile / DDP wrappers (save that one)."""
     model = getattr(model, "_orig_mod", model)
     return getattr(model, "module", model)
+
+
+def load_head(run: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """The projection head g of a run (from its ``checkpoint.pt``), in eval mode: z = g(h)."""
+    from simclr.models.heads import build_head
+
+    p = Path(run)
+    ckpt_path = p / CHECKPOINT if p.is_dir() else p
+    if not ckpt_path.is_file():
+        raise SimCLRError(f"{ckpt_path} does not exist: the head g is kept in a run's {CHECKPOINT}")
+    ckpt = safe_load(ckpt_path)
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise SimCLRError(f"{ckpt_path} is not a simclr checkpoint (the head g is only in checkpoints)")
+    m = ckpt["config"]["model"]
+    encoder = _encoder_from_checkpoint(ckpt)
+    feature_dim = ResNet(m["arch"], m["width_multiplier"], encoder["stem"]).feature_dim
+    head = build_head(m["head"], feature_dim, m["proj_dim"], m["head_layers"], m["head_bn"])
+    head.load_state_dict({k[len("head."):]: v for k, v in ckpt["model"].items() if k.startswith("head.")})
+    return head.to(map_location).eval()

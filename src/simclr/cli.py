@@ -1,6 +1,7 @@
 """``simclr <command>``: thin argparse -> config -> call.
 
-Commands: ``pretrain``, ``linear-eval``, ``knn``, ``presets``. Errors the user can fix are
+Commands: ``pretrain``, ``linear-eval``, ``knn``, ``presets``; and, in ``cli_use``, ``embed``,
+``search``, ``export``, ``preview-augment``, ``plot``, ``visualize``. Errors the user can fix are
 printed as one ``error: ...`` line with exit status 2, never a traceback.
 """
 
@@ -28,6 +29,8 @@ PRETRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--head", "model.head", str, "projection head: mlp (default), linear or none"),
     ("--head-layers", "model.head_layers", int, "mlp head depth: 2 = SimCLR v1 (default), 3 = v2"),
     ("--head-bn", "model.head_bn", None, "BN in the head as the official code (default on)"),
+    ("--zero-init-residual", "model.zero_init_residual", None,
+     "start each residual block's last BN gamma at 0, as the official code (default on)"),
     ("--proj-dim", "model.proj_dim", int, "dimension of z (default 128)"),
     ("--color-strength", "augment.color_strength", float, "colour distortion strength s (1.0 ImageNet, 0.5 CIFAR)"),
     ("--blur", "augment.blur", None, "Gaussian blur (default: on above 32 px)"),
@@ -105,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     knn.add_argument("--k", type=int, default=200, help="neighbours (default 200)")
     knn.add_argument("--knn-temperature", type=float, default=0.1, help="vote weight exp(sim/t) (default 0.1)")
     sub.add_parser("presets", help="list the shipped presets and the figures the paper reports")
+    from simclr import cli_use
+
+    cli_use.add_commands(sub)
     return parser
 
 
@@ -237,7 +243,14 @@ def _presets(args: argparse.Namespace) -> int:  # noqa: ARG001
     return 0
 
 
+def _use_command(args: argparse.Namespace) -> int:
+    from simclr import cli_use
+
+    return cli_use.COMMANDS[args.command](args)
+
+
 COMMANDS = {"pretrain": _pretrain, "linear-eval": _linear_eval, "knn": _knn, "presets": _presets}
+COMMANDS.update(dict.fromkeys(("embed", "search", "export", "preview-augment", "plot", "visualize"), _use_command))
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202, ARG001

@@ -67,7 +67,8 @@ def _build(cfg: PretrainConfig) -> SimCLRModel:
     m = cfg.model
     assert cfg.data.image_size is not None
     return build_model(
-        m.arch, m.width_multiplier, m.stem, cfg.data.image_size, m.head, m.head_layers, m.head_bn, m.proj_dim
+        m.arch, m.width_multiplier, m.stem, cfg.data.image_size, m.head, m.head_layers, m.head_bn, m.proj_dim,
+        m.zero_init_residual,
     )
 
 
@@ -178,8 +179,9 @@ def _pretrain(
             cfg = resolve(cfg)
         except SimCLRError as e:
             raise distributed.same_on_every_rank(e) from None
-        if saved_model != cfg.to_dict()["model"]:
-            diff = [k for k in saved_model if saved_model[k] != cfg.to_dict()["model"].get(k)]
+        # keys a checkpoint from an older version lacks (e.g. zero_init_residual) cannot conflict
+        diff = [k for k in saved_model if saved_model[k] != cfg.to_dict()["model"].get(k)]
+        if diff:
             raise distributed.same_on_every_rank(SimCLRError(
                 f"--resume: the checkpoint's model differs in {', '.join(diff)}; "
                 "resume with the run's own config.yaml (--config) or start a new --out"

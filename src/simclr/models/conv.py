@@ -77,9 +77,12 @@ def use_dense(x: torch.Tensor, conv: nn.Conv2d) -> bool:
 
 
 class Conv2d(nn.Conv2d):
-    """``nn.Conv2d`` that switches to :func:`dense_conv2d` on tiny CPU feature maps."""
+    """``nn.Conv2d`` that switches to :func:`dense_conv2d` on tiny CPU feature maps
+    (``dense_ok = False`` keeps the plain convolution, e.g. for a shape-independent export)."""
+
+    dense_ok: bool = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if use_dense(x, self):
+        if self.dense_ok and use_dense(x, self):
             return dense_conv2d(x, self.weight, self.bias, self.stride, self.padding)  # type: ignore[arg-type]
         return super().forward(x)

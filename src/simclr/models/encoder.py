@@ -159,7 +159,11 @@ def resolve_stem(stem: str, image_size: int) -> str:
 
 
 def build_encoder(
-    arch: str = "resnet18", width_multiplier: float = 1.0, stem: str = "auto", image_size: int = 224
+    arch: str = "resnet18",
+    width_multiplier: float = 1.0,
+    stem: str = "auto",
+    image_size: int = 224,
+    zero_init_residual: bool = True,
 ) -> ResNet:
     """A randomly initialised encoder f. ``stem='auto'`` picks the CIFAR stem at <= 32 px."""
-    return ResNet(arch, width_multiplier, resolve_stem(stem, image_size))
+    return ResNet(arch, width_multiplier, resolve_stem(stem, image_size), zero_init_residual)

@@ -31,6 +31,7 @@ def build_model(
     head_layers: int = 2,
     head_bn: bool = True,
     proj_dim: int = 128,
+    zero_init_residual: bool = True,
 ) -> SimCLRModel:
-    encoder = build_encoder(arch, width_multiplier, stem, image_size)
+    encoder = build_encoder(arch, width_multiplier, stem, image_size, zero_init_residual)
     return SimCLRModel(encoder, build_head(head, encoder.feature_dim, proj_dim, head_layers, head_bn))

@@ -55,6 +55,8 @@ PRETRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--chunk-size", "train.chunk_size", int,
      "exact gradient of the batch in chunks of this many images (bounded memory; BN sees a chunk)"),
     ("--global-bn", "train.global_bn", None, "BN statistics over all ranks under torchrun (default: on)"),
+    ("--checkpoint-every-steps", "train.checkpoint_every_steps", int,
+     "also write the checkpoint every N steps mid-epoch (a crash loses at most N steps)"),
     ("--compile", "train.compile", None, "torch.compile the model (off by default; pays off on long GPU runs)"),
     ("--save-every-epoch", "train.save_every_epoch", None,
      "keep the encoder of every epoch as encoder-epochE.pt (for accuracy-vs-time curves)"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import typing
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -110,6 +111,7 @@ class TrainConfig:
     chunk_size: int | None = None  # images per chunk for an exact large-batch gradient (off: whole batch)
     global_bn: bool | None = None  # auto: on when torchrun runs more than one rank
     dist_backend: str | None = None  # auto: nccl on GPUs, gloo otherwise
+    checkpoint_every_steps: int | None = None  # also checkpoint mid-epoch every N steps (default: epoch ends only)
     compile: bool = False  # torch.compile the training model (first steps slower while it compiles)
     save_every_epoch: bool = False  # also keep encoder-epochE.pt at every epoch end (for accuracy curves)
 
@@ -161,9 +163,43 @@ def apply_overrides(cfg: PretrainConfig, overrides: dict[str, Any], source: str)
         names = [f.name for f in fields(section)]
         if name not in names:
             raise SimCLRError(f"{source}: unknown key {key!r}{_suggest(name, names)}")
-        if isinstance(value, list):
-            value = tuple(value)
-        setattr(section, name, value)
+        hint = typing.get_type_hints(type(section))[name]
+        setattr(section, name, _typed(value, hint, key, source))
+
+
+def _typed(value: Any, hint: Any, key: str, source: str) -> Any:
+    """``value`` checked against the field's type (ints accepted for floats, lists for tuples)."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if optional:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    what = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    bad = SimCLRError(f"{source}: {key} must be {what.get(hint, 'a pair of numbers')}, got {value!r}")
+    if value is None:
+        raise bad
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(typing.get_args(hint)):
+            raise bad
+        return tuple(_typed(v, float, key, source) for v in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        if not math.isfinite(value):
+            raise SimCLRError(f"{source}: {key} must be a finite number, got {value!r}")
+        return float(value)
+    if hint is str and not isinstance(value, str):
+        raise bad
+    return value
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -258,6 +294,8 @@ def validate(cfg: PretrainConfig) -> None:
         (t.max_steps is None or t.max_steps >= 1, f"--max-steps must be >= 1, got {t.max_steps}"),
         (t.log_every >= 1, f"--log-every must be >= 1, got {t.log_every}"),
         (t.chunk_size is None or t.chunk_size >= 1, f"--chunk-size must be >= 1, got {t.chunk_size}"),
+        (t.checkpoint_every_steps is None or t.checkpoint_every_steps >= 1,
+         f"--checkpoint-every-steps must be >= 1, got {t.checkpoint_every_steps}"),
     ]
     for ok, message in checks:
         if not ok:

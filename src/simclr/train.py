@@ -358,6 +358,8 @@ def _pretrain(
                     if step >= stop_at and not end_of_epoch:
                         save_checkpoint(epoch, b + 1, last_loss)
                         break
+                    if t.checkpoint_every_steps and step % t.checkpoint_every_steps == 0 and not end_of_epoch:
+                        save_checkpoint(epoch, b + 1, last_loss)
                 else:
                     epoch += 1
                     batch_in_epoch = 0

@@ -111,3 +111,27 @@ def test_unreadable_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
             scan_folder(d)
     finally:
         d.chmod(0o755)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels (a decompression bomb's calling card)."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
+            + struct.pack(">I", zlib.crc32(chunk)) + b"\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+def test_decompression_bombs_and_symlink_loops_are_skipped(tmp_path: Path) -> None:
+    write_png(tmp_path / "ok.png", rgb(0))
+    (tmp_path / "bomb.png").write_bytes(_png_claiming(100_000, 100_000))
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")  # a link to itself
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "up").symlink_to(tmp_path, target_is_directory=True)  # a directory loop
+    with pytest.warns(UserWarning) as caught:
+        paths, _, _ = scan_folder(tmp_path)
+    named = " ".join(str(w.message) for w in caught)
+    assert "bomb.png" in named and "DecompressionBomb" in named and "loop.png" in named
+    assert [Path(p).name for p in paths] == ["ok.png"]  # the directory loop is not followed

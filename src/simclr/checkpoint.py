@@ -26,17 +26,44 @@ CHECKPOINT_FORMAT = "simclr-checkpoint"
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, fsync, then rename over it: ``path`` is
+    either the old file or the complete new one, never a partial one. A full disk or a read-only
+    directory raises one SimCLRError that says the file on disk is unchanged."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except Exception as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        os_error = _os_error_in(e)  # torch's zip writer may re-raise a disk error as RuntimeError
+        if os_error is None:
+            raise
+        state = f"the previous {path.name} is intact" if path.exists() else f"no {path.name} was written"
+        raise SimCLRError(
+            f"cannot write {path}: {os_error.strerror or os_error}; {state}. Free space or fix the "
+            "permissions (or choose another --out), then continue with --resume"
+        ) from e
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _os_error_in(e: BaseException | None) -> OSError | None:
+    """The OSError that ``e`` is or was raised while handling, if any."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError):
+            return e
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return None
 
 
 def safe_load(path: str | Path) -> dict[str, Any]:

@@ -266,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
+    except OSError as e:  # a file the command needed to read or write: one line, no traceback
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
     except SimCLRError as e:
         world = distributed.context()
         if world.is_main:

@@ -231,3 +231,24 @@ def test_a_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path: Path) -> N
     with open(bad, "rb") as f:
         pickle.load(f)
     assert marker.exists()
+
+
+def test_non_finite_gradients_stop_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simclr.train as train_mod
+
+    real = train_mod.nt_xent
+    calls = {"n": 0}
+
+    def poisoned(z1: torch.Tensor, z2: torch.Tensor, t: float):  # noqa: ANN202
+        calls["n"] += 1
+        if calls["n"] == 5 and z1.requires_grad:  # a finite loss whose gradient is not
+            z1.register_hook(lambda g: g * float("inf"))
+        return real(z1, z2, t)
+
+    monkeypatch.setattr(train_mod, "nt_xent", poisoned)
+    with pytest.raises(SimCLRError, match="gradients became") as err:
+        pretrain(tiny_config(), tmp_path)
+    assert "step 4" in str(err.value) and "last finite loss" in str(err.value)
+    state = safe_load(tmp_path / "checkpoint.pt")
+    assert state["step"] == 3
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

@@ -152,6 +152,14 @@ def _read_checkpoint(ckpt_path: Path) -> dict[str, Any]:
     return state
 
 
+def _grad_norm(model: torch.nn.Module) -> float:
+    """The L2 norm of all gradients (one sync; inf or nan when any gradient is not finite)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return 0.0
+    return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
+
+
 def _prepare_out(out: Path, ckpt_path: Path, resume: bool) -> None:
     if out.exists() and not out.is_dir():
         raise SimCLRError(f"--out {out} exists and is not a directory")
@@ -164,6 +172,8 @@ def _prepare_out(out: Path, ckpt_path: Path, resume: bool) -> None:
         raise SimCLRError(f"--out {out} is not writable: {e.strerror}") from e
     if not resume and ckpt_path.exists():
         raise SimCLRError(f"{out} already holds a run: pass --resume to continue it, or choose a new --out")
+    for stale in out.glob(".*.pt.*.tmp"):  # a write cut short by a crash (atomic_save's temporary)
+        stale.unlink(missing_ok=True)
 
 
 def _pretrain(
@@ -326,8 +336,22 @@ def _pretrain(
                         )
                     if chunk is None:
                         scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
+                    if scaler.is_enabled():
+                        scale_before = scaler.get_scale()
+                        scaler.step(optimizer)  # skips the step when the fp16 gradients overflowed
+                        scaler.update()
+                        if scaler.get_scale() < scale_before:
+                            print(f"\nfp16 gradients overflowed at step {step}: the step was skipped and the "
+                                  f"loss scale lowered to {scaler.get_scale():g} (the grad scaler's job)", file=log)
+                    else:
+                        grad_norm = _grad_norm(model)
+                        if not math.isfinite(grad_norm):
+                            raise SimCLRError(
+                                f"the gradients became {grad_norm} at step {step} (loss {loss_value:.4f}, last "
+                                f"finite loss {last_loss:.4f}); try a lower --lr, --precision fp32, or check "
+                                f"the data. The last good checkpoint is kept in {ckpt_path}"
+                            )
+                        optimizer.step()
                     step += 1
                     last_loss = loss_value
                     end_of_epoch = b + 1 == steps_per_epoch

@@ -53,6 +53,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--every", type=int, default=200)
     p.add_argument("--out", default="runs/soak")
+    p.add_argument("--only-uninterrupted", action="store_true", help="skip the kill-and-resume half")
     args = p.parse_args()
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
@@ -82,6 +83,8 @@ def main() -> None:
           f"{rss0 / 1024:.0f} MiB -> {rss1 / 1024:.0f} MiB at the end (max {rss_max / 1024:.0f} MiB, growth "
           f"{(rss1 - rss0) / rss0:+.1%}); open descriptors seen after warm-up: {fds}")
 
+    if args.only_uninterrupted:
+        return
     # 2. killed with SIGKILL shortly after each multiple of --every steps, resumed each time
     cut = out / "cut"
     kills, worst = 0, 0

@@ -4,6 +4,7 @@ clear line (no traceback, no partial file) for each kind of bad input."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -161,6 +162,9 @@ def test_export_matches_the_encoder(fmt: str, run: Path, tmp_path: Path, capsys:
     out = tmp_path / f"enc.{ {'torchscript': 'pt', 'safetensors': 'safetensors', 'onnx': 'onnx'}[fmt] }"
     code, _, _ = cli(["export", "--run", str(run), "--format", fmt, "--out", str(out)], capsys)
     assert code == 0 and out.is_file()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as a plain open() would, not mkstemp's 0600
     encoder = load_encoder(run)
     for side in (16, 24):
         x = torch.rand(3, 3, side, side, generator=torch.Generator().manual_seed(side))
@@ -224,6 +228,12 @@ def test_bad_inputs_give_one_line_and_no_output(run: Path, folder: Path, tmp_pat
                {"run": str(run), "layer": "h"}).save(other)
     code, _, err = cli(["search", "--index", str(other), "--query", str(folder / "class0" / "img0.png")], capsys)
     assert code == 2 and "dimension 128 but the index has 7" in err
+    # an index whose recorded weights are not the run's
+    forged = tmp_path / "forged.npz"
+    Embeddings(np.ones((4, 128), np.float32), list("abcd"), np.zeros(4),
+               {"run": str(run), "layer": "h", "weights_sha256": "0" * 16}).save(forged)
+    code, _, err = cli(["search", "--index", str(forged), "--query", str(folder / "class0" / "img0.png")], capsys)
+    assert code == 2 and "built by another model" in err
     # a query that is not an image, an empty folder, a missing index
     text = tmp_path / "note.txt"
     text.write_text("hello")

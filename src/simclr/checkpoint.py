@@ -18,6 +18,7 @@ from torch import nn
 
 from simclr.errors import SimCLRError
 from simclr.models.encoder import ResNet
+from simclr.write import publish
 
 CHECKPOINT = "checkpoint.pt"
 ENCODER = "encoder.pt"
@@ -37,7 +38,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except Exception as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)

@@ -160,10 +160,12 @@ def _search(args: argparse.Namespace) -> int:
         raise SimCLRError("the index does not record its model: pass --run")
     encoder = _finished_encoder(str(run))
     layer = str(index.model.get("layer", "h"))
-    if args.run and index.model.get("weights_sha256") and fingerprint(encoder, layer) != {
-        k: index.model.get(k) for k in ("arch", "width_multiplier", "layer", "weights_sha256")
-    }:
-        raise SimCLRError(f"{args.index} was built by another model than {args.run}: embed the gallery with it")
+    recorded = index.model.get("weights_sha256")
+    if recorded and fingerprint(encoder, layer)["weights_sha256"] != recorded:
+        raise SimCLRError(
+            f"{args.index} was built by another model than {run} (its weights differ): "
+            "embed the gallery and the queries with the same encoder"
+        )
     queries = _query_images(args.query)
     device = pick_device(args.device)
     size = int(encoder.image_size)  # type: ignore[arg-type]

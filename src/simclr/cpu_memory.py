@@ -6,13 +6,15 @@ page by page again. On a CPU training run that costs more than the arithmetic of
 ops (measured: 4-7x for the colour ops at 224 px, BENCHMARKS.md). Raising glibc's mmap and trim
 thresholds keeps those blocks in the heap for reuse, as PyTorch's CUDA caching allocator does on
 GPUs. It is what ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` do, set from inside.
-The cost: the process keeps its peak heap instead of shrinking after it.
+The cost: the process keeps its peak heap instead of shrinking after it. Set the environment
+variable ``SIMCLR_RETAIN_FREED_MEMORY=0`` to keep glibc's defaults.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 M_TRIM_THRESHOLD = -1
@@ -30,7 +32,7 @@ def retain_freed_memory(mmap_threshold: int = 1 << 30) -> bool:
     if _done is not None:
         return _done
     _done = False
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or os.environ.get("SIMCLR_RETAIN_FREED_MEMORY", "1") == "0":
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

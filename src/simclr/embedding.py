@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from simclr.errors import SimCLRError
+from simclr.write import publish
 
 FORMAT = "simclr-embeddings-v1"
 
@@ -130,7 +131,7 @@ class Embeddings:
                          labels=self.labels, model=json.dumps(self.model))
             else:
                 self._save_parquet(tmp)
-            os.replace(tmp, p)
+            publish(tmp, p)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

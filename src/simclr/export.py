@@ -18,6 +18,7 @@ import torch
 
 from simclr.errors import SimCLRError
 from simclr.models.encoder import ResNet
+from simclr.write import publish
 
 FORMATS = ("torchscript", "onnx", "safetensors")
 SAFETENSORS_FORMAT = "simclr-encoder-safetensors-v1"
@@ -41,7 +42,7 @@ def _atomic(out: Path, write) -> Path:  # noqa: ANN001
     os.close(fd)
     try:
         write(tmp)
-        os.replace(tmp, out)
+        publish(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

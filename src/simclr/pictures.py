@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 
 from simclr.augment import AugmentConfig, SimCLRAugment
 from simclr.errors import SimCLRError
+from simclr.write import publish
 
 CELL = 96
 
@@ -31,7 +32,7 @@ def _save_png(img_or_fig, out: Path) -> Path:  # noqa: ANN001
             img_or_fig.save(tmp, format="PNG")
         else:
             img_or_fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, out)
+        publish(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -127,11 +127,12 @@ def _png_claiming(width: int, height: int) -> bytes:
 def test_decompression_bombs_and_symlink_loops_are_skipped(tmp_path: Path) -> None:
     write_png(tmp_path / "ok.png", rgb(0))
     (tmp_path / "bomb.png").write_bytes(_png_claiming(100_000, 100_000))
+    (tmp_path / "big.png").write_bytes(_png_claiming(10_000, 10_000))  # 100 MP: over PIL's 89.5 MP limit
     (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")  # a link to itself
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "up").symlink_to(tmp_path, target_is_directory=True)  # a directory loop
     with pytest.warns(UserWarning) as caught:
         paths, _, _ = scan_folder(tmp_path)
     named = " ".join(str(w.message) for w in caught)
-    assert "bomb.png" in named and "DecompressionBomb" in named and "loop.png" in named
+    assert "bomb.png" in named and "DecompressionBomb" in named and "loop.png" in named and "big.png" in named
     assert [Path(p).name for p in paths] == ["ok.png"]  # the directory loop is not followed

@@ -1,5 +1,7 @@
 """A directory tree of images as a dataset, robust to files that are not good images.
 
+Images larger than PIL's ``Image.MAX_IMAGE_PIXELS`` (89.5 megapixels by default; raise it to
+accept bigger ones) are refused before decoding, so one file cannot take gigabytes of memory.
 Labels come from the first-level subfolder names when every image sits in one (as
 torchvision's ImageFolder); images directly in the root make the dataset unlabelled
 (label -1). Zero-byte files and files whose header PIL cannot read are skipped at scan time,
@@ -38,9 +40,12 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def load_rgb(path: str) -> Image.Image:
-    with Image.open(path) as img:
-        img.load()
-        return to_rgb(img)
+    with warnings.catch_warnings():
+        # beyond PIL's MAX_IMAGE_PIXELS (89.5 MP by default) an image is refused, not decoded
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as img:
+            img.load()
+            return to_rgb(img)
 
 
 def _header_ok(path: Path) -> str | None:
@@ -48,10 +53,13 @@ def _header_ok(path: Path) -> str | None:
     try:
         if path.stat().st_size == 0:
             return "empty file"
-        with Image.open(path) as img:
-            img.size  # noqa: B018 - reading the header is the check
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.size  # noqa: B018 - reading the header is the check
         return None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as e:
         return f"{type(e).__name__}: {e}"
 
 

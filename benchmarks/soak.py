@@ -24,15 +24,16 @@ BASE = ["pretrain", "--limit", "640", "--image-size", "16", "--width-multiplier"
         "--device", "cpu", "--log-every", "1"]
 
 
-def proc_stats(pid: int) -> tuple[int, int] | None:
-    """(resident KiB, open file descriptors) of a live process."""
+def proc_stats(pid: int) -> tuple[int, int, int] | None:
+    """(resident KiB, anonymous resident KiB (heap, not library pages), open descriptors) of a process."""
     try:
-        rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                   if line.startswith("VmRSS:"))
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                      if ":" in line)
+        rss, anon = int(fields["VmRSS"].split()[0]), int(fields["RssAnon"].split()[0])
         fds = len(os.listdir(f"/proc/{pid}/fd"))
-    except (FileNotFoundError, ProcessLookupError, StopIteration):
+    except (FileNotFoundError, ProcessLookupError, KeyError, ValueError):
         return None
-    return rss, fds
+    return rss, anon, fds
 
 
 def losses(run: Path) -> dict[int, float]:
@@ -67,7 +68,7 @@ def main() -> None:
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "simclr", *common, "--out", str(full)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    samples: list[tuple[float, int, int, int]] = []  # (time, step, rss KiB, fds)
+    samples: list[tuple[float, int, int, int, int]] = []  # (time, step, rss KiB, anonymous KiB, fds)
     while proc.poll() is None:
         st = proc_stats(proc.pid)
         step = max(losses(full), default=0)
@@ -77,11 +78,15 @@ def main() -> None:
     assert proc.returncode == 0, "the uninterrupted run failed"
     warm = [s for s in samples if s[1] >= args.steps // 10]  # after the first 10% of the steps
     rss0, rss1 = warm[0][2], warm[-1][2]
-    rss_max = max(s[2] for s in warm)
-    fds = sorted({s[3] for s in warm})
-    print(f"uninterrupted: {args.steps} steps in {time.monotonic() - t0:.0f} s; RSS after warm-up "
-          f"{rss0 / 1024:.0f} MiB -> {rss1 / 1024:.0f} MiB at the end (max {rss_max / 1024:.0f} MiB, growth "
-          f"{(rss1 - rss0) / rss0:+.1%}); open descriptors seen after warm-up: {fds}")
+    anon0, anon1 = warm[0][3], warm[-1][3]
+    fds = sorted({s[4] for s in warm})
+    print(f"uninterrupted: {args.steps} steps in {time.monotonic() - t0:.0f} s; after warm-up -> end: RSS "
+          f"{rss0 / 1024:.0f} -> {rss1 / 1024:.0f} MiB ({(rss1 - rss0) / rss0:+.1%}), of which anonymous (heap) "
+          f"{anon0 / 1024:.0f} -> {anon1 / 1024:.0f} MiB ({(anon1 - anon0) / anon0:+.1%}); open descriptors "
+          f"seen after warm-up: {fds}")
+    quarter = len(warm) // 4
+    print("anonymous MiB at each quarter of the run after warm-up: "
+          + ", ".join(f"{warm[min(i * quarter, len(warm) - 1)][3] / 1024:.0f}" for i in range(5)))
 
     if args.only_uninterrupted:
         return

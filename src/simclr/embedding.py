@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from simclr.errors import SimCLRError
-from simclr.write import publish
+from simclr.write import atomic_write
 
 FORMAT = "simclr-embeddings-v1"
 
@@ -122,20 +121,11 @@ class Embeddings:
         suffix = p.suffix.lower()
         if suffix not in (".npz", ".parquet"):
             raise SimCLRError(f"--out {p}: use a .npz or .parquet file name")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=suffix)
-        os.close(fd)
-        try:
-            if suffix == ".npz":
-                np.savez(tmp, format=FORMAT, vectors=self.vectors, paths=np.asarray(self.paths, dtype=str),
-                         labels=self.labels, model=json.dumps(self.model))
-            else:
-                self._save_parquet(tmp)
-            publish(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return p
+        if suffix == ".npz":
+            return atomic_write(p, lambda tmp: np.savez(
+                tmp, format=FORMAT, vectors=self.vectors, paths=np.asarray(self.paths, dtype=str),
+                labels=self.labels, model=json.dumps(self.model)))
+        return atomic_write(p, self._save_parquet)
 
     def _save_parquet(self, tmp: str) -> None:
         pa, pq = _pyarrow()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 
 from simclr.errors import SimCLRError
 from simclr.models.encoder import ResNet
-from simclr.write import publish
+from simclr.write import atomic_write
 
 FORMATS = ("torchscript", "onnx", "safetensors")
 SAFETENSORS_FORMAT = "simclr-encoder-safetensors-v1"
@@ -36,19 +35,6 @@ class _Plain(torch.nn.Module):
         return self.encoder(x)
 
 
-def _atomic(out: Path, write) -> Path:  # noqa: ANN001
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=out.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        publish(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
-
-
 def export_encoder(encoder: ResNet, fmt: str, out: str | os.PathLike, image_size: int | None = None) -> Path:
     """Write ``encoder`` to ``out`` in format ``fmt``; returns the path. No partial file on failure."""
     if fmt not in FORMATS:
@@ -58,12 +44,12 @@ def export_encoder(encoder: ResNet, fmt: str, out: str | os.PathLike, image_size
     encoder = encoder.cpu().eval()
     example = torch.rand(2, 3, size, size)
     if fmt == "safetensors":
-        return _atomic(out, lambda tmp: _save_safetensors(encoder, size, tmp))
+        return atomic_write(out, lambda tmp: _save_safetensors(encoder, size, tmp))
     with _generic_convs(encoder):
         if fmt == "torchscript":
             with torch.no_grad():
                 traced = torch.jit.trace(_Plain(encoder), example, check_trace=False)
-            return _atomic(out, lambda tmp: traced.save(tmp))
+            return atomic_write(out, lambda tmp: traced.save(tmp))
         try:
             import onnx  # noqa: F401
         except ImportError as e:
@@ -78,7 +64,7 @@ def export_encoder(encoder: ResNet, fmt: str, out: str | os.PathLike, image_size
                     opset_version=17, dynamo=False,
                 )
 
-        return _atomic(out, write_onnx)
+        return atomic_write(out, write_onnx)
 
 
 class _generic_convs:  # noqa: N801 - a context manager used like a function

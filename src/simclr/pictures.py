@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,25 +17,15 @@ from PIL import Image, ImageDraw
 
 from simclr.augment import AugmentConfig, SimCLRAugment
 from simclr.errors import SimCLRError
-from simclr.write import publish
+from simclr.write import atomic_write
 
 CELL = 96
 
 
 def _save_png(img_or_fig, out: Path) -> Path:  # noqa: ANN001
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        if isinstance(img_or_fig, Image.Image):
-            img_or_fig.save(tmp, format="PNG")
-        else:
-            img_or_fig.savefig(tmp, format="png", dpi=100)
-        publish(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    if isinstance(img_or_fig, Image.Image):
+        return atomic_write(out, lambda tmp: img_or_fig.save(tmp, format="PNG"))
+    return atomic_write(out, lambda tmp: img_or_fig.savefig(tmp, format="png", dpi=100))
 
 
 def _to_pil(x: torch.Tensor, side: int = CELL) -> Image.Image:

@@ -117,12 +117,14 @@ class PretrainLoader:
         self.seed, self.device, self.workers = seed, device, workers
         self.in_memory = isinstance(images, ArrayImages)
         self.augment_on = augment_on
-        # Folder crops happen in the workers; the device then does flip, colour, gray, blur.
-        self.augment = SimCLRAugment(aug if self.in_memory else replace(aug, crop=False), size)
+        self.augment: SimCLRAugment | None = None  # the device ops; None when the workers do it all
         self._pairs: Dataset | None = None
         if augment_on == "workers":  # the whole torchvision pipeline per image in the workers
             self._pairs = ReferencePairs(images, aug, size, seed, rank if world_size > 1 else 0)
-        elif not self.in_memory:
+        elif self.in_memory:
+            self.augment = SimCLRAugment(aug, size)
+        else:  # folder crops happen in the workers; the device then does flip, colour, gray, blur
+            self.augment = SimCLRAugment(replace(aug, crop=False), size)
             self._pairs = _FolderPairs(images, aug, size, seed)
 
     def __len__(self) -> int:
@@ -156,7 +158,7 @@ class PretrainLoader:
             persistent_workers=False,
         )
         for b, (v1, v2) in enumerate(loader, start=start):
-            if self.augment_on == "workers":  # finished views
+            if self.augment is None:  # finished views from the workers
                 yield v1.to(self.device, non_blocking=True), v2.to(self.device, non_blocking=True)
                 continue
             x = torch.cat([v1, v2]).to(self.device, non_blocking=True)
@@ -170,6 +172,7 @@ class PretrainLoader:
     def _views(self, x: torch.Tensor, epoch: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         key = (self.seed, epoch, b, 2) if self.world_size == 1 else (self.seed, epoch, b, 2, self.rank)
         g = torch.Generator().manual_seed(mix_seed(*key))
+        assert self.augment is not None
         views = self.augment(x, g)
         return views.chunk(2)
 

@@ -63,6 +63,13 @@ def autocast_context(precision: str, device: torch.device) -> contextlib.Abstrac
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def _check_precision(precision: str, device: torch.device) -> None:
+    if precision == "fp16" and device.type != "cuda":
+        raise SimCLRError("--precision fp16 needs a CUDA GPU; on the CPU use bf16 (or fp32)")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise SimCLRError("this GPU has no bf16; use --precision fp16 (with a grad scaler) or fp32")
+
+
 def _build(cfg: PretrainConfig) -> SimCLRModel:
     m = cfg.model
     assert cfg.data.image_size is not None
@@ -210,10 +217,7 @@ def _pretrain(
             f"--batch-size {t.batch_size} (the global batch) does not divide among {world.world_size} ranks; "
             f"use a multiple of {world.world_size}"
         ))
-    if t.precision == "fp16" and device.type != "cuda":
-        raise SimCLRError("--precision fp16 needs a CUDA GPU; on the CPU use bf16 (or fp32)")
-    if t.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise SimCLRError("this GPU has no bf16; use --precision fp16 (with a grad scaler) or fp32")
+    _check_precision(t.precision, device)
 
     images = load_images(d.dataset, "pretrain", d.data_dir, d.limit, t.seed, d.image_size)
     if len(images) < t.batch_size:

@@ -280,3 +280,22 @@ def test_fp16_overflow_is_skipped_by_the_grad_scaler_and_reported(
     assert state["scaler"]["scale"] == 32768.0  # halved once from the default 65536
     # the overflowing step was skipped: an applied inf gradient would leave non-finite weights
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_non_finite_inputs_stop_the_run_and_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from simclr.data.loaders import PretrainLoader
+
+    real = PretrainLoader.batches
+
+    def poisoned(self, epoch: int, start: int = 0):  # noqa: ANN001, ANN202
+        for b, (v1, v2) in enumerate(real(self, epoch, start), start=start):
+            if epoch == 1 and b == 1:
+                v2 = v2.clone()
+                v2[0, 0, 0, 0] = float("nan")  # one NaN value in one view of one image
+            yield v1, v2
+
+    monkeypatch.setattr(PretrainLoader, "batches", poisoned)
+    with pytest.raises(SimCLRError, match="input batch itself holds NaN") as err:
+        pretrain(tiny_config(), tmp_path)
+    assert "step 4" in str(err.value) and "last finite loss" in str(err.value)
+    assert safe_load(tmp_path / "checkpoint.pt")["step"] == 3

@@ -138,7 +138,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         if getattr(args, key.replace(".", "__")) is not None
     }
     apply_overrides(cfg, flags, "command line")
-    result = pretrain(cfg, args.out, resume=args.resume, log=sys.stderr)
+    pretrain(cfg, args.out, resume=args.resume, log=sys.stderr)
     # a stop asked for by SIGTERM / Ctrl-C is a clean exit once the checkpoint is saved (schedulers
     # that preempt with SIGTERM then do not count the job as failed); the log line says so
     return 0

@@ -333,10 +333,13 @@ def _pretrain(
                         loss, pos_acc = nt_xent(z1, z2, cfg.loss.temperature)
                     loss_value = loss.item()
                     if not math.isfinite(loss_value):
+                        inputs_bad = not (bool(torch.isfinite(v1).all()) and bool(torch.isfinite(v2).all()))
                         raise SimCLRError(
                             f"the loss became {loss_value} at step {step} (last finite loss "
-                            f"{last_loss:.4f}); try a lower --lr, --precision fp32, or check the "
-                            f"data. The last good checkpoint is kept in {ckpt_path}"
+                            f"{last_loss:.4f}); "
+                            + ("the input batch itself holds NaN or inf values: check the data. "
+                               if inputs_bad else "try a lower --lr, --precision fp32, or check the data. ")
+                            + f"The last good checkpoint is kept in {ckpt_path}"
                         )
                     if chunk is None:
                         scaler.scale(loss).backward()

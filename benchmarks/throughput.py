@@ -5,7 +5,10 @@ Times whole training steps of the issue #2 reference setting (ResNet-18, ImageNe
 machine noise hits all of them alike; prints the median images/s per precision.
 
 usage: python benchmarks/throughput.py [--batch-size 256] [--steps 5] [--repeats 3]
-       [--precisions fp32 bf16] [--device cpu]
+       [--precisions fp32 bf16 fp32+compile] [--device cpu]
+
+A setting ``PREC+compile`` runs the model through ``torch.compile`` (inductor), as
+``simclr pretrain --compile`` does; its warm-up step includes the compilation, timed apart.
 """
 
 from __future__ import annotations
@@ -38,18 +41,20 @@ def main() -> None:
     images = torch.randint(0, 256, (args.batch_size, 1, 28, 28), dtype=torch.uint8, device=device)
     aug = SimCLRAugment(AugmentConfig(color_strength=0.5, blur=False), args.image_size)
     setups = {}
-    for prec in args.precisions:
+    for setting in args.precisions:
         torch.manual_seed(0)
         model = build_model("resnet18", 1.0, "imagenet", args.image_size).to(device).train()
         if args.channels_last:
             model = model.to(memory_format=torch.channels_last)
         opt = build_optimizer("sgd", model, 0.06, 5e-4)
-        setups[prec] = (model, opt)
+        run = torch.compile(model) if setting.endswith("+compile") else model
+        setups[setting] = (run, opt)
     rates: dict[str, list[float]] = {prec: [] for prec in args.precisions}
     g = torch.Generator().manual_seed(0)
 
-    def step(prec: str) -> None:
-        model, opt = setups[prec]
+    def step(setting: str) -> None:
+        model, opt = setups[setting]
+        prec = setting.partition("+")[0]
         x = torch.cat([aug(images, g), aug(images, g)])
         if args.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -61,7 +66,10 @@ def main() -> None:
         opt.step()
 
     for prec in args.precisions:
-        step(prec)  # warm-up
+        t0 = time.perf_counter()
+        step(prec)  # warm-up (and compilation)
+        step(prec)
+        print(f"{prec}: first two steps {time.perf_counter() - t0:.1f} s", flush=True)
     for _ in range(args.repeats):
         for prec in args.precisions:
             if device.type == "cuda":

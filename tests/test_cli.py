@@ -144,6 +144,9 @@ def test_config_yaml_reruns_and_presets(tmp_path: Path, capsys: pytest.CaptureFi
         (["--batch-size", "100", "--limit", "50"], "larger than the dataset"),
         (["--temperature", "-1"], "--temperature must be > 0"),
         (["--width-multiplier", "0"], "--width-multiplier"),
+        (["--lr", "0"], "--lr must be > 0"),
+        (["--lr", "-0.1"], "--lr must be > 0"),
+        (["--batch-size", "1"], "--batch-size must be >= 2"),
         (["--preset", "cifar-paper"], "did you mean 'cifar10-paper'"),
         (["--config", "/nonexistent.yaml"], "cannot read config"),
         (["--resume"], "does not exist"),
@@ -155,6 +158,14 @@ def test_bad_pretrain_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
                           "--width-multiplier", "0.25", *argv)
     assert needle in line
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_unknown_yaml_key_is_one_line_with_a_suggestion(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cfg = tmp_path / "my.yaml"
+    cfg.write_text("loss:\n  temprature: 0.2\n")
+    line = one_line_error(capsys, "pretrain", "--out", str(tmp_path / "run"), "--config", str(cfg))
+    assert "temprature" in line and "did you mean 'temperature'" in line
+    assert not (tmp_path / "run").exists()
 
 
 def test_bad_folders_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -52,7 +52,9 @@ def dense_conv2d(
     """``F.conv2d(x, weight, bias, stride, padding)`` (groups 1, dilation 1) as one matmul."""
     b, c, h, w = x.shape
     o, _, kh, kw = weight.shape
-    selector, ho, wo = tap_selector(h, w, (kh, kw), stride, padding, str(x.device))
+    # torch.compile traces the (pure) builder itself, without the cache it warns about
+    build = tap_selector.__wrapped__ if torch.compiler.is_compiling() else tap_selector
+    selector, ho, wo = build(h, w, (kh, kw), stride, padding, str(x.device))
     # Placing the taps is itself a (tiny) matmul, so its backward is one too (no index_put).
     matrix = weight.reshape(o * c, kh * kw) @ selector.to(weight.dtype)  # (o*c, h*w*ho*wo)
     # rows (input pixel, in-channel), columns (output pixel, out-channel)

@@ -52,6 +52,8 @@ def test_mnist_family_reads_idx_gz(tmp_path: Path) -> None:
     assert len(ds) == 5
     assert torch.equal(ds.images[:, 0], torch.from_numpy(imgs[:5]))
     assert ds.labels.tolist() == labels[:5].tolist()
+    assert ds.classes[0] == "T-shirt/top" and ds.classes[9] == "Ankle boot" and len(ds.classes) == 10
+    assert load_images("mnist", "train", str(tmp_path)).classes[3] == "3 - three"
 
 
 def test_truncated_idx(tmp_path: Path) -> None:

@@ -95,6 +95,9 @@ def _find_idx(data_dir: str, stem: str) -> Path | None:
 
 
 def _mnist_family(name: str, split: str, data_dir: str | None) -> ArrayImages:
+    import torchvision.datasets as tvd
+
+    cls = tvd.FashionMNIST if name == "fashion-mnist" else tvd.MNIST
     prefix = "train" if split == "train" else "t10k"
     if data_dir:
         img_p = _find_idx(data_dir, f"{prefix}-images-idx3-ubyte")
@@ -102,10 +105,8 @@ def _mnist_family(name: str, split: str, data_dir: str | None) -> ArrayImages:
         if img_p is not None and lab_p is not None:
             images = torch.from_numpy(_read_idx(img_p).copy()).unsqueeze(1)
             labels = torch.from_numpy(_read_idx(lab_p).astype(np.int64))
-            return ArrayImages(images, labels, [str(i) for i in range(10)])
-    import torchvision.datasets as tvd
-
-    cls = tvd.FashionMNIST if name == "fashion-mnist" else tvd.MNIST
+            # the raw IDX files hold label numbers only: name them as torchvision does
+            return ArrayImages(images, labels, list(cls.classes))
     ds = _torchvision(cls, data_dir, train=(split == "train"))
     return ArrayImages(ds.data.unsqueeze(1).contiguous(), ds.targets.long(), list(ds.classes))
 

@@ -8,6 +8,7 @@ by ``load_encoder`` (no pickle anywhere).
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import warnings
@@ -58,10 +59,12 @@ def export_encoder(encoder: ResNet, fmt: str, out: str | os.PathLike, image_size
         def write_onnx(tmp: str) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                # the TorchScript-based exporter; torch < 2.5 has no ``dynamo`` switch and uses it anyway
+                legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
                 torch.onnx.export(
                     _Plain(encoder), (example,), tmp, input_names=["images"], output_names=["h"],
                     dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "h": {0: "batch"}},
-                    opset_version=17, dynamo=False,
+                    opset_version=17, **legacy,
                 )
 
         return atomic_write(out, write_onnx)
@@ -89,7 +92,7 @@ def _save_safetensors(encoder: ResNet, size: int, path: str) -> None:
     try:
         from safetensors.torch import save_file
     except ImportError as e:
-        raise SimCLRError("--format safetensors needs safetensors: pip install 'simclr[safetensors]'") from e
+        raise SimCLRError("--format safetensors needs safetensors: pip install safetensors") from e
     meta = {"format": SAFETENSORS_FORMAT, "arch": encoder.arch, "width_multiplier": str(encoder.width_multiplier),
             "stem": encoder.stem_type, "image_size": str(size)}
     state = {k: v.detach().contiguous() for k, v in encoder.state_dict().items()}

@@ -9,14 +9,13 @@ import io
 import json
 import math
 import os
-import struct
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from test_folder import _png_claiming  # tests/data is on sys.path (pytest's rootdir-relative import)
 
 import simclr.data.folder as folder
 from simclr import PretrainConfig, pretrain
@@ -27,13 +26,6 @@ def _png(arr: np.ndarray, mode: str = "RGB") -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).convert(mode).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def _bomb_header(width: int, height: int) -> bytes:
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
-            + struct.pack(">I", zlib.crc32(chunk)) + b"\x00\x00\x00\x00IEND\xaeB`\x82")
 
 
 def _config(data: Path) -> PretrainConfig:
@@ -63,7 +55,7 @@ def test_training_survives_a_folder_with_bad_and_changing_files(
     bad_at_scan = {
         data / "cats" / "empty.jpg": b"",
         data / "cats" / "notes.png": b"not an image at all",
-        data / "dogs" / "bomb.png": _bomb_header(100_000, 100_000),
+        data / "dogs" / "bomb.png": _png_claiming(100_000, 100_000),
         data / "dogs" / "garbage.jpg": os.urandom(300),
     }
     truncated = {data / c / f"cut{i}.png": whole[: len(whole) // 2] for i, c in enumerate(["cats", "dogs"] * 2)}

@@ -11,8 +11,10 @@ warning and replaced by the next good image, so an epoch never crashes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +41,18 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_rgb(path: str) -> Image.Image:
+@contextlib.contextmanager
+def _refusing_bombs() -> Iterator[None]:
+    """Beyond PIL's MAX_IMAGE_PIXELS (89.5 MP by default) an image is refused, not decoded."""
     with warnings.catch_warnings():
-        # beyond PIL's MAX_IMAGE_PIXELS (89.5 MP by default) an image is refused, not decoded
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as img:
-            img.load()
-            return to_rgb(img)
+        yield
+
+
+def load_rgb(path: str) -> Image.Image:
+    with _refusing_bombs(), Image.open(path) as img:
+        img.load()
+        return to_rgb(img)
 
 
 def _header_ok(path: Path) -> str | None:
@@ -53,10 +60,8 @@ def _header_ok(path: Path) -> str | None:
     try:
         if path.stat().st_size == 0:
             return "empty file"
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.size  # noqa: B018 - reading the header is the check
+        with _refusing_bombs(), Image.open(path) as img:
+            img.size  # noqa: B018 - reading the header is the check
         return None
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as e:

@@ -3,6 +3,7 @@ seeded determinism, switches."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -102,6 +103,22 @@ def test_crop_picks_the_box() -> None:
     x[..., 2:, 2:] = 1.0  # white wherever the bicubic taps of the box [4, 8) reach
     out = crop_resize_flip(x, torch.tensor([[4, 4, 4, 4]]), torch.tensor([False]), 8)
     torch.testing.assert_close(out, torch.ones(1, 3, 8, 8), atol=1e-5, rtol=0)
+
+
+def test_crop_interpolation_reaches_the_resize() -> None:
+    # a 2x2 checkerboard crop upscaled 4x: bilinear stays within the pixel values and ramps
+    # linearly between pixel centres; bicubic overshoots (then clamps), so the two must differ
+    x = torch.tensor([[0.2, 0.8], [0.8, 0.2]]).expand(1, 3, 2, 2).contiguous()
+    cfg = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.0, color_p=0.0,
+                        grayscale_p=0.0, blur=False, crop_interpolation="bilinear")
+    lin = SimCLRAugment(cfg, 8)(x, torch.Generator().manual_seed(0))
+    cub = SimCLRAugment(dataclasses.replace(cfg, crop_interpolation="bicubic"), 8)(x, torch.Generator().manual_seed(0))
+    # output column 2 sits at input coordinate 0.125 between centres 0 and 1 on row 0 (y = -0.375: the border row)
+    torch.testing.assert_close(lin[0, 0, 0, 2], torch.tensor(0.2 + 0.125 * 0.6))
+    assert lin.min() >= 0.2 - 1e-6 and lin.max() <= 0.8 + 1e-6
+    assert (cub - lin).abs().max() > 0.01
+    with pytest.raises(SimCLRError, match="bicubic or bilinear"):
+        AugmentConfig(crop_interpolation="nearest").validate()
 
 
 @pytest.mark.parametrize("channels", [1, 3])

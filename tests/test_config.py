@@ -44,6 +44,17 @@ def test_augment_on_is_checked() -> None:
         resolved(**{"augment.on": "workers", "augment.brightness": "additive"})
 
 
+def test_schedule_decay_and_interpolation_choices_are_checked() -> None:
+    cfg = resolved(**{"optim.lr_schedule": "epoch", "optim.decay_1d": True, "augment.crop_interpolation": "bilinear"})
+    assert cfg.augment.to_augment_config().crop_interpolation == "bilinear"
+    assert resolved().optim.lr_schedule == "step" and not resolved().optim.decay_1d  # the paper's defaults
+    assert resolved().augment.crop_interpolation == "bicubic"
+    with pytest.raises(SimCLRError, match="--lr-schedule 'epochs' is not valid.*did you mean 'epoch'"):
+        resolved(**{"optim.lr_schedule": "epochs"})
+    with pytest.raises(SimCLRError, match="--crop-interpolation 'bilinaer' is not valid.*bilinear"):
+        resolved(**{"augment.crop_interpolation": "bilinaer"})
+
+
 def test_every_preset_resolves() -> None:
     assert {"cifar10-paper", "imagenet-paper", "fmnist-fast"} <= set(preset_names())
     for name in preset_names():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -79,6 +80,42 @@ def test_other_optimizers_exclude_1d_from_decay(name: str) -> None:
             assert group["weight_decay"] == (0.0 if p.ndim <= 1 else 0.3)
 
 
+@pytest.mark.parametrize("name", ["sgd", "adamw"])
+def test_decay_1d_matches_torch_plain_optimizer(name: str) -> None:
+    # --decay-1d: every parameter decayed, so a step equals torch's optimiser over model.parameters()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    twin = copy.deepcopy(model)
+    ours = build_optimizer(name, model, lr=0.1, weight_decay=0.3, decay_1d=True)
+    kwargs = {"momentum": 0.9} if name == "sgd" else {}
+    cls = torch.optim.SGD if name == "sgd" else torch.optim.AdamW
+    plain = cls(twin.parameters(), lr=0.1, weight_decay=0.3, **kwargs)
+    x = torch.randn(8, 3)
+    for _ in range(3):
+        for m, opt in ((model, ours), (twin, plain)):
+            opt.zero_grad()
+            m(x).square().mean().backward()
+            opt.step()
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    # and the default differs exactly there: the BN gamma is decayed only with decay_1d
+    gamma_before = model[1].weight.detach().clone()
+    excl = build_optimizer(name, copy.deepcopy(model), lr=0.1, weight_decay=0.3)
+    assert sum(len(g["params"]) for g in excl.param_groups if g["weight_decay"] == 0.0) == 4  # 2 biases, gamma, beta
+    assert torch.equal(model[1].weight, gamma_before)
+
+
+def test_lars_decay_1d_brings_1d_params_under_wd_and_trust() -> None:
+    b = nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = build_optimizer("lars", nn.ParameterList([b]), lr=1.0, weight_decay=0.5, momentum=0.0, decay_1d=True)
+    b.grad = torch.tensor([0.1, 0.1])
+    g = b.grad + 0.5 * b.detach()
+    trust = 0.001 * float(b.detach().norm()) / float(g.norm())
+    expected = b.detach() - trust * g
+    opt.step()
+    torch.testing.assert_close(b.detach(), expected)
+
+
 def test_unknown_optimizer() -> None:
     with pytest.raises(SimCLRError, match="lars"):
         build_optimizer("adam", nn.Linear(2, 2), 0.1, 0.0)
@@ -104,3 +141,21 @@ def test_schedule_values() -> None:
     assert lr_at(0, peak, 0, total) == pytest.approx(peak)  # no warm-up starts at the peak
     values = [lr_at(s, peak, warm, total) for s in range(warm, total + 1)]
     assert all(a >= b for a, b in zip(values, values[1:], strict=False))  # monotone decay
+
+
+@pytest.mark.parametrize("epochs", [1, 5, 7])
+def test_per_epoch_schedule_matches_cosine_annealing_lr(epochs: int) -> None:
+    # --lr-schedule epoch: torch's CosineAnnealingLR(T_max=epochs) stepped once per epoch
+    spe, peak = 13, 0.06
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=peak)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    for e in range(epochs):
+        expected = opt.param_groups[0]["lr"]
+        for b in range(spe):
+            assert lr_at(e * spe + b, peak, 0, epochs * spe, spe) == pytest.approx(expected, abs=1e-12)
+        opt.step()  # no gradient: nothing moves; keeps torch's step-order check quiet
+        sched.step()
+    # with a warm-up, the warm-up moves per epoch too: epoch 0 of 2 warm-up epochs runs at 0
+    assert lr_at(spe - 1, peak, 2 * spe, 10 * spe, spe) == 0.0
+    assert lr_at(spe, peak, 2 * spe, 10 * spe, spe) == pytest.approx(peak / 2)
+    assert lr_at(spe - 1, peak, 2 * spe, 10 * spe) > 0  # the per-step default does not hold

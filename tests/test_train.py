@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,20 @@ def test_run_dir_contents(tmp_path: Path) -> None:
     with torch.no_grad():
         h = encoder(torch.rand(2, 3, 16, 16))
     assert h.shape == (2, 128)
+
+
+def test_per_epoch_schedule_and_decay_1d_reach_the_optimiser(tmp_path: Path) -> None:
+    cfg = tiny_config(**{"optim.lr_schedule": "epoch", "optim.decay_1d": True, "optim.warmup_epochs": 0,
+                         "optim.optimizer": "sgd", "train.epochs": 3})
+    pretrain(cfg, tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in rows]  # 3 steps an epoch, logged at steps 1..9
+    peak = 0.06 * 32 / 256
+    expected = [peak * 0.5 * (1 + math.cos(math.pi * e / 3)) for e in range(3) for _ in range(3)]
+    assert lrs == pytest.approx(expected)
+    state = safe_load(tmp_path / "run" / "checkpoint.pt")
+    groups = state["optimizer"]["param_groups"]
+    assert [g["weight_decay"] for g in groups] == [cfg.optim.weight_decay]  # one group: biases and BN decayed too
 
 
 def test_resume_gives_the_same_losses(tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
 The pipeline of PAPER.md (ImageNet setting), each op switchable with its probability:
 
 1. random resized crop (area U(0.08, 1), aspect ratio in (3/4, 4/3), 10 attempts then the
-   whole image with the ratio clamped, as torchvision) resized bicubic to the output size,
-   then horizontal flip with p = 0.5;
+   whole image with the ratio clamped, as torchvision) resized bicubic to the output size
+   (the paper; ``crop_interpolation="bilinear"`` is torchvision's default), then horizontal
+   flip with p = 0.5;
 2. colour jitter with strength s, applied with p = 0.8: brightness 0.8s, contrast 0.8s,
    saturation 0.8s, hue 0.2s, in a random order for every sample, clipped to [0, 1] after
    each op; then grayscale with p = 0.2;
@@ -31,12 +32,15 @@ import torch.nn.functional as F
 
 from simclr.errors import SimCLRError
 
+CROP_INTERPOLATIONS = ("bicubic", "bilinear")
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
     crop: bool = True
     crop_scale: tuple[float, float] = (0.08, 1.0)
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    crop_interpolation: str = "bicubic"
     flip_p: float = 0.5
     color_strength: float = 1.0
     color_p: float = 0.8
@@ -59,6 +63,10 @@ class AugmentConfig:
             raise SimCLRError(f"crop_ratio must satisfy 0 < min <= max, got {self.crop_ratio}")
         if self.color_strength < 0:
             raise SimCLRError(f"--color-strength must be >= 0, got {self.color_strength}")
+        if self.crop_interpolation not in CROP_INTERPOLATIONS:
+            raise SimCLRError(
+                f"unknown crop interpolation {self.crop_interpolation!r}: choose {' or '.join(CROP_INTERPOLATIONS)}"
+            )
         if self.brightness not in ("multiplicative", "additive"):
             raise SimCLRError("brightness must be 'multiplicative' or 'additive'")
         if self.contrast not in ("gray-mean", "channel-mean"):
@@ -262,7 +270,7 @@ class SimCLRAugment:
         if cfg.crop:
             boxes = sample_crop_boxes(n, x.shape[2], x.shape[3], cfg.crop_scale, cfg.crop_ratio, g)
             flip = draw(cfg.flip_p)
-            x = crop_resize_flip(x, boxes, flip, self.size)
+            x = crop_resize_flip(x, boxes, flip, self.size, cfg.crop_interpolation)
         else:
             if x.shape[-1] != self.size or x.shape[-2] != self.size:
                 x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)

@@ -18,12 +18,12 @@ from typing import Any
 
 import yaml
 
-from simclr.augment import AugmentConfig
+from simclr.augment import CROP_INTERPOLATIONS, AugmentConfig
 from simclr.data.sources import DATASETS
 from simclr.errors import SimCLRError
 from simclr.models.encoder import ARCHS, STEMS
 from simclr.models.heads import HEADS
-from simclr.optim import DEFAULT_BASE_LR, OPTIMIZERS
+from simclr.optim import DEFAULT_BASE_LR, LR_SCHEDULES, OPTIMIZERS
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -55,6 +55,7 @@ class AugmentSection:
     blur: bool | None = None  # auto: off at <= 32 px
     crop_scale: tuple[float, float] | None = None  # auto: (0.08, 1) (PAPER.md), per dataset where set
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    crop_interpolation: str = "bicubic"  # the paper; "bilinear" is torchvision's default
     flip_p: float = 0.5
     color_p: float = 0.8
     grayscale_p: float = 0.2
@@ -70,6 +71,7 @@ class AugmentSection:
             crop=True,
             crop_scale=tuple(self.crop_scale),  # type: ignore[arg-type]
             crop_ratio=tuple(self.crop_ratio),  # type: ignore[arg-type]
+            crop_interpolation=self.crop_interpolation,
             flip_p=self.flip_p,
             color_strength=self.color_strength,
             color_p=self.color_p,
@@ -96,6 +98,8 @@ class OptimConfig:
     weight_decay: float = 1e-6
     momentum: float = 0.9
     warmup_epochs: float | None = None  # auto: 10% of the epochs, at most 10
+    lr_schedule: str = "step"  # step: warm-up + cosine updated every step; epoch: held through each epoch
+    decay_1d: bool = False  # True: weight decay also on biases and BN (torch's plain optimisers)
 
 
 @dataclass
@@ -268,6 +272,8 @@ def validate(cfg: PretrainConfig) -> None:
     _check_choice(m.head, HEADS, "--head")
     _check_choice(o.optimizer, OPTIMIZERS, "--optimizer")
     _check_choice(o.lr_scaling, ("linear", "sqrt"), "--lr-scaling")
+    _check_choice(o.lr_schedule, LR_SCHEDULES, "--lr-schedule")
+    _check_choice(a.crop_interpolation, CROP_INTERPOLATIONS, "--crop-interpolation")
     _check_choice(t.precision, PRECISIONS, "--precision")
     _check_choice(a.on, ("device", "workers"), "--augment-on")
     if a.on == "workers" and (a.brightness != "multiplicative" or a.contrast != "gray-mean"):

@@ -10,7 +10,10 @@ gradient g:
 
 Parameters with ``ndim <= 1`` (biases, BN gamma/beta) are excluded from both the weight decay
 and the trust ratio: follow SimCLR, no weight decay and no LARS adaptation on BN and biases.
-The same ``ndim <= 1`` rule removes weight decay from those parameters for SGD and AdamW.
+The same ``ndim <= 1`` rule removes weight decay from those parameters for SGD and AdamW;
+``decay_1d=True`` lifts it (weight decay on every parameter, as torch's plain optimisers and
+many other SimCLR implementations do; for LARS it also brings those parameters under the
+trust ratio).
 """
 
 from __future__ import annotations
@@ -87,16 +90,18 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Split parameters into a decayed group (ndim > 1) and an undecayed one (ndim <= 1)."""
+def param_groups(model: nn.Module, weight_decay: float, decay_1d: bool = False) -> list[dict]:
+    """Split parameters into a decayed group (ndim > 1) and an undecayed one (ndim <= 1);
+    with ``decay_1d`` every parameter is in the decayed group (the other one is empty)."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    return [
+            (no_decay if p.ndim <= 1 and not decay_1d else decay).append(p)
+    groups = [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    return [g for g in groups if g["params"]]
 
 
 OPTIMIZERS = ("lars", "sgd", "adamw")
@@ -104,9 +109,15 @@ DEFAULT_BASE_LR = {"lars": 0.3, "sgd": 0.06, "adamw": 1e-3}
 
 
 def build_optimizer(
-    name: str, model: nn.Module, lr: float, weight_decay: float, momentum: float = 0.9
+    name: str,
+    model: nn.Module,
+    lr: float,
+    weight_decay: float,
+    momentum: float = 0.9,
+    decay_1d: bool = False,
 ) -> torch.optim.Optimizer:
-    """The optimiser ``name`` over ``model``'s parameters, with the ``ndim <= 1`` exclusion."""
+    """The optimiser ``name`` over ``model``'s parameters, with the ``ndim <= 1`` exclusion
+    unless ``decay_1d``."""
     if name == "lars":
         # LARS applies the exclusion itself; one group keeps its state_dict simple.
         return LARS(
@@ -114,11 +125,12 @@ def build_optimizer(
             lr=lr,
             momentum=momentum,
             weight_decay=weight_decay,
+            exclude_1d=not decay_1d,
         )
     if name == "sgd":
-        return torch.optim.SGD(param_groups(model, weight_decay), lr=lr, momentum=momentum)
+        return torch.optim.SGD(param_groups(model, weight_decay, decay_1d), lr=lr, momentum=momentum)
     if name == "adamw":
-        return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
+        return torch.optim.AdamW(param_groups(model, weight_decay, decay_1d), lr=lr)
     raise SimCLRError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
 
 
@@ -135,13 +147,24 @@ def scaled_lr(base_lr: float, batch_size: int, rule: str) -> float:
     raise SimCLRError(f"unknown lr scaling rule {rule!r}: choose 'linear' or 'sqrt'")
 
 
-def lr_at(step: int, peak_lr: float, warmup_steps: int, total_steps: int) -> float:
+LR_SCHEDULES = ("step", "epoch")
+
+
+def lr_at(
+    step: int, peak_lr: float, warmup_steps: int, total_steps: int, steps_per_epoch: int | None = None
+) -> float:
     """Learning rate at global ``step`` (0-based): linear warm-up, then cosine decay to 0.
 
     A pure function of the step, so resuming needs only the step. During warm-up the lr
     climbs linearly, reaching ``peak_lr`` at step ``warmup_steps``; from there it follows
     ``peak * 0.5 * (1 + cos(pi * t))`` with t going from 0 to 1 at ``total_steps``.
+
+    With ``steps_per_epoch`` the schedule moves once per epoch: every step of an epoch gets
+    the value at the epoch's first step (torch's ``CosineAnnealingLR(T_max=epochs)`` stepped
+    at each epoch end, as many implementations do; epoch e of E gets peak * 0.5 * (1 + cos(pi e / E))).
     """
+    if steps_per_epoch is not None:
+        step -= step % max(1, steps_per_epoch)
     if warmup_steps > 0 and step < warmup_steps:
         return peak_lr * step / warmup_steps
     decay_steps = max(1, total_steps - warmup_steps)

@@ -94,10 +94,12 @@ def describe(
         f"stem {resolve_stem(m.stem, d.image_size)} | head {m.head}"
         f"{'-' + str(m.head_layers) if m.head == 'mlp' else ''} -> {m.proj_dim}\n"
         f"temperature {cfg.loss.temperature} | colour strength {a.color_strength} | "
-        f"crop area {a.crop_scale[0]:g}-{a.crop_scale[1]:g} | blur {'on' if a.blur else 'off'} | "
+        f"crop area {a.crop_scale[0]:g}-{a.crop_scale[1]:g} {a.crop_interpolation} | "
+        f"blur {'on' if a.blur else 'off'} | "
         f"augment on {a.on}\n"
         f"{o.optimizer} peak lr {peak_lr:.4g} ({'given' if o.lr else f'{o.base_lr} {o.lr_scaling} rule'}) "
-        f"| weight decay {o.weight_decay} | warm-up {o.warmup_epochs} epochs then cosine\n"
+        f"| weight decay {o.weight_decay}{' (biases and BN too)' if o.decay_1d else ''} "
+        f"| warm-up {o.warmup_epochs} epochs then cosine{' per epoch' if o.lr_schedule == 'epoch' else ''}\n"
         f"batch {t.batch_size} x {steps_per_epoch} steps/epoch x {t.epochs} epochs | "
         f"{t.precision} on {device}"
         + (f" | gradient in chunks of {t.chunk_size} images" if t.chunk_size else "")
@@ -243,7 +245,8 @@ def _pretrain(
     total_steps = steps_per_epoch * t.epochs
     warmup_steps = round(o.warmup_epochs * steps_per_epoch)
     peak_lr = o.lr if o.lr is not None else scaled_lr(o.base_lr or 0.3, t.batch_size, o.lr_scaling)
-    optimizer = build_optimizer(o.optimizer, model, peak_lr, o.weight_decay, o.momentum)
+    optimizer = build_optimizer(o.optimizer, model, peak_lr, o.weight_decay, o.momentum, o.decay_1d)
+    epoch_steps = steps_per_epoch if o.lr_schedule == "epoch" else None
     scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
 
     step, epoch, batch_in_epoch = 0, 0, 0
@@ -316,7 +319,7 @@ def _pretrain(
         with _StopFlag() as stop:
             while epoch < t.epochs and step < stop_at and not interrupted:
                 for b, (v1, v2) in enumerate(loader.batches(epoch, batch_in_epoch), start=batch_in_epoch):
-                    lr = lr_at(step, peak_lr, warmup_steps, total_steps)
+                    lr = lr_at(step, peak_lr, warmup_steps, total_steps, epoch_steps)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                     optimizer.zero_grad(set_to_none=True)

@@ -113,28 +113,31 @@ def test_op_probabilities_match_the_reference(op: str, p: float) -> None:
     assert abs(rate_theirs - p) < 4.5 * sigma, (rate_theirs, p)
 
 
-def _inside(start: int, length: int, out: int) -> torch.Tensor:
-    """Output positions whose 4 bicubic taps all fall inside the crop [start, start + length)."""
+def _inside(start: int, length: int, out: int, taps: int = 4) -> torch.Tensor:
+    """Output positions whose ``taps`` interpolation taps (4 bicubic, 2 bilinear) all fall inside
+    the crop [start, start + length)."""
     u = start + (torch.arange(out) + 0.5) * length / out - 0.5
-    first = torch.floor(u) - 1
-    return (first >= start) & (first + 3 <= start + length - 1)
+    first = torch.floor(u) - (taps // 2 - 1)
+    return (first >= start) & (first + taps - 1 <= start + length - 1)
 
 
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
 @pytest.mark.parametrize("flip", [False, True])
-def test_crop_resize_matches_torchvision_resized_crop(flip: bool) -> None:
-    # Fixed box, upscaling (as SimCLR's crops mostly are): bicubic (A = -0.75) on float tensors,
-    # no antialiasing. Where all taps lie inside the crop the two agree to 1e-4. At the crop's edge
-    # torchvision, which crops first, repeats the edge pixel; the device path reads the image's
-    # real neighbours beyond the edge (a different but equally valid interpolation).
+def test_crop_resize_matches_torchvision_resized_crop(flip: bool, mode: str) -> None:
+    # Fixed box, upscaling (as SimCLR's crops mostly are): bicubic (A = -0.75) or bilinear on float
+    # tensors, no antialiasing. Where all taps lie inside the crop the two agree to 1e-4. At the
+    # crop's edge torchvision, which crops first, repeats the edge pixel; the device path reads the
+    # image's real neighbours beyond the edge (a different but equally valid interpolation).
     x = torch.rand(2, 3, 20, 20, generator=torch.Generator().manual_seed(8))
     boxes = torch.tensor([[3, 5, 10, 12], [0, 0, 20, 14]])
-    out = crop_resize_flip(x, boxes, torch.tensor([flip, flip]), 24)
+    out = crop_resize_flip(x, boxes, torch.tensor([flip, flip]), 24, mode)
+    taps = 4 if mode == "bicubic" else 2
     for i, (top, left, h, w) in enumerate(boxes.tolist()):
-        ref = TF2.resized_crop(x[i], top, left, h, w, [24, 24], interpolation=T.InterpolationMode.BICUBIC,
+        ref = TF2.resized_crop(x[i], top, left, h, w, [24, 24], interpolation=T.InterpolationMode(mode),
                                antialias=False).clamp(0, 1)
         if flip:
             ref = ref.flip(-1)
-        rows, cols = _inside(top, h, 24), _inside(left, w, 24)
+        rows, cols = _inside(top, h, 24, taps), _inside(left, w, 24, taps)
         if flip:
             cols = cols.flip(0)
         mask = (rows.view(-1, 1) & cols.view(1, -1)).expand(3, -1, -1)

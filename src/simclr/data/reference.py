@@ -34,11 +34,11 @@ def reference_transform(cfg: AugmentConfig, size: int) -> T.Compose:
             "toward the grayscale mean); the 'additive' / 'channel-mean' variants need --augment-on device"
         )
     ops: list = []
+    mode = T.InterpolationMode(cfg.crop_interpolation)
     if cfg.crop:
-        ops.append(T.RandomResizedCrop(size, scale=cfg.crop_scale, ratio=cfg.crop_ratio,
-                                       interpolation=T.InterpolationMode.BICUBIC))
+        ops.append(T.RandomResizedCrop(size, scale=cfg.crop_scale, ratio=cfg.crop_ratio, interpolation=mode))
     else:
-        ops += [T.Resize(size, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size)]
+        ops += [T.Resize(size, interpolation=mode), T.CenterCrop(size)]
     ops.append(T.RandomHorizontalFlip(cfg.flip_p))
     s = cfg.color_strength
     if s > 0 and cfg.color_p > 0:

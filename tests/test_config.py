@@ -53,6 +53,10 @@ def test_schedule_decay_and_interpolation_choices_are_checked() -> None:
         resolved(**{"optim.lr_schedule": "epochs"})
     with pytest.raises(SimCLRError, match="--crop-interpolation 'bilinaer' is not valid.*bilinear"):
         resolved(**{"augment.crop_interpolation": "bilinaer"})
+    assert resolved().model.input_norm == "none"  # the official code does not normalise
+    assert resolved(**{"model.input_norm": "imagenet"}).model.input_norm == "imagenet"
+    with pytest.raises(SimCLRError, match="--input-norm 'imagenett' is not valid.*did you mean 'imagenet'"):
+        resolved(**{"model.input_norm": "imagenett"})
 
 
 def test_every_preset_resolves() -> None:

@@ -73,6 +73,30 @@ def test_per_epoch_schedule_and_decay_1d_reach_the_optimiser(tmp_path: Path) -> 
     assert [g["weight_decay"] for g in groups] == [cfg.optim.weight_decay]  # one group: biases and BN decayed too
 
 
+def test_input_norm_survives_every_way_of_loading_the_encoder(tmp_path: Path) -> None:
+    from simclr.checkpoint import CHECKPOINT, ENCODER
+    from simclr.export import export_encoder
+
+    pretrain(tiny_config(**{"model.input_norm": "imagenet", "train.max_steps": 2}), tmp_path / "run")
+    run = tmp_path / "run"
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    encoder = load_encoder(run)
+    assert encoder.input_norm == "imagenet"
+    with torch.no_grad():
+        want = encoder(x)
+        from_ckpt = load_encoder(run / CHECKPOINT)  # the fallback of a run without encoder.pt
+        assert from_ckpt.input_norm == "imagenet"
+        torch.testing.assert_close(from_ckpt(x), want, rtol=0, atol=0)
+        # the same weights without the normalisation give other features: the metadata matters
+        plain = safe_load(run / ENCODER)
+        plain.pop("input_norm")
+        torch.save(plain, tmp_path / "plain.pt")
+        assert not torch.allclose(load_encoder(tmp_path / "plain.pt")(x), want)
+        pytest.importorskip("safetensors")
+        out = export_encoder(encoder, "safetensors", tmp_path / "enc.safetensors")
+        torch.testing.assert_close(load_encoder(out)(x), want, rtol=0, atol=0)
+
+
 def test_resume_gives_the_same_losses(tmp_path: Path) -> None:
     full = tmp_path / "full"
     pretrain(tiny_config(), full)

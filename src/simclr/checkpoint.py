@@ -88,6 +88,7 @@ def encoder_payload(encoder: ResNet, image_size: int) -> dict[str, Any]:
         "arch": encoder.arch,
         "width_multiplier": encoder.width_multiplier,
         "stem": encoder.stem_type,
+        "input_norm": encoder.input_norm,
         "image_size": image_size,
         "feature_dim": encoder.feature_dim,
         "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
@@ -105,6 +106,7 @@ def _encoder_from_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
         "arch": model_cfg["arch"],
         "width_multiplier": model_cfg["width_multiplier"],
         "stem": resolve_stem(model_cfg["stem"], image_size),
+        "input_norm": model_cfg.get("input_norm", "none"),  # older checkpoints: none
         "image_size": image_size,
         "state_dict": state,
     }
@@ -134,7 +136,7 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
         obj = _encoder_from_checkpoint(obj)
     if obj.get("format") != ENCODER_FORMAT:
         raise SimCLRError(f"{p} is not a simclr encoder or checkpoint")
-    encoder = ResNet(obj["arch"], obj["width_multiplier"], obj["stem"])
+    encoder = ResNet(obj["arch"], obj["width_multiplier"], obj["stem"], input_norm=obj.get("input_norm", "none"))
     try:
         encoder.load_state_dict(obj["state_dict"])
     except RuntimeError as e:

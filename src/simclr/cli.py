@@ -32,6 +32,8 @@ PRETRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--zero-init-residual", "model.zero_init_residual", None,
      "start each residual block's last BN gamma at 0, as the official code (default on)"),
     ("--proj-dim", "model.proj_dim", int, "dimension of z (default 128)"),
+    ("--input-norm", "model.input_norm", str,
+     "none (default, the official code) or imagenet (ImageNet mean/std inside the encoder, as torchvision users do)"),
     ("--color-strength", "augment.color_strength", float, "colour distortion strength s (1.0 ImageNet, 0.5 CIFAR)"),
     ("--blur", "augment.blur", None, "Gaussian blur (default: on above 32 px)"),
     ("--crop-interpolation", "augment.crop_interpolation", str,
@@ -170,7 +172,8 @@ def _features(args: argparse.Namespace):  # noqa: ANN202
     if args.random_init:
         torch.manual_seed(args.seed)
         # the fair baseline: a standard init (BN gamma 1), not training's zero-gamma start
-        fresh = ResNet(encoder.arch, encoder.width_multiplier, encoder.stem_type, zero_init_residual=False)
+        fresh = ResNet(encoder.arch, encoder.width_multiplier, encoder.stem_type, zero_init_residual=False,
+                       input_norm=encoder.input_norm)
         fresh.image_size = encoder.image_size  # type: ignore[assignment]
         encoder = fresh.eval()
     dataset = args.dataset or run_cfg.get("dataset")

@@ -21,7 +21,7 @@ import yaml
 from simclr.augment import CROP_INTERPOLATIONS, AugmentConfig
 from simclr.data.sources import DATASETS
 from simclr.errors import SimCLRError
-from simclr.models.encoder import ARCHS, STEMS
+from simclr.models.encoder import ARCHS, INPUT_NORMS, STEMS
 from simclr.models.heads import HEADS
 from simclr.optim import DEFAULT_BASE_LR, LR_SCHEDULES, OPTIMIZERS
 
@@ -47,6 +47,7 @@ class ModelConfig:
     head_bn: bool = True  # official code: BN after every head layer; False: paper's plain MLP
     proj_dim: int = 128
     zero_init_residual: bool = True  # official code: each block's last BN gamma starts at 0; False: gamma 1
+    input_norm: str = "none"  # official code: none; imagenet: ImageNet mean/std inside the encoder
 
 
 @dataclass
@@ -269,6 +270,7 @@ def validate(cfg: PretrainConfig) -> None:
     d, m, a, lo, o, t = cfg.data, cfg.model, cfg.augment, cfg.loss, cfg.optim, cfg.train
     _check_choice(m.arch, list(ARCHS), "--arch")
     _check_choice(m.stem, ("auto", *STEMS), "--stem")
+    _check_choice(m.input_norm, list(INPUT_NORMS), "--input-norm")
     _check_choice(m.head, HEADS, "--head")
     _check_choice(o.optimizer, OPTIMIZERS, "--optimizer")
     _check_choice(o.lr_scaling, ("linear", "sqrt"), "--lr-scaling")

@@ -94,7 +94,7 @@ def _save_safetensors(encoder: ResNet, size: int, path: str) -> None:
     except ImportError as e:
         raise SimCLRError("--format safetensors needs safetensors: pip install safetensors") from e
     meta = {"format": SAFETENSORS_FORMAT, "arch": encoder.arch, "width_multiplier": str(encoder.width_multiplier),
-            "stem": encoder.stem_type, "image_size": str(size)}
+            "stem": encoder.stem_type, "input_norm": encoder.input_norm, "image_size": str(size)}
     state = {k: v.detach().contiguous() for k, v in encoder.state_dict().items()}
     save_file(state, path, metadata=meta)
 
@@ -113,7 +113,8 @@ def load_safetensors_encoder(path: str | os.PathLike) -> ResNet:
         raise SimCLRError(f"cannot read {path}: {type(e).__name__}: {e}") from e
     if meta.get("format") != SAFETENSORS_FORMAT:
         raise SimCLRError(f"{path} is not a simclr encoder (safetensors metadata: {json.dumps(meta)[:80]})")
-    encoder = ResNet(meta["arch"], float(meta["width_multiplier"]), meta["stem"])
+    norm = meta.get("input_norm", "none")  # files written before the option: none
+    encoder = ResNet(meta["arch"], float(meta["width_multiplier"]), meta["stem"], input_norm=norm)
     try:
         encoder.load_state_dict(state)
     except RuntimeError as e:

@@ -104,3 +104,20 @@ def test_zero_init_residual_option_reaches_the_encoder() -> None:
         model = _build(resolve(cfg))
         gammas = [blk.bn2.weight for blk in model.encoder.modules() if isinstance(blk, BasicBlock)]
         assert all(bool((g == (0.0 if flag else 1.0)).all()) for g in gammas)
+
+
+def test_imagenet_input_norm_is_the_plain_encoder_on_normalised_input() -> None:
+    torch.manual_seed(0)
+    plain = ResNet("resnet18", WIDTH, "imagenet", input_norm="none").eval()
+    normed = ResNet("resnet18", WIDTH, "imagenet", input_norm="imagenet").eval()
+    normed.load_state_dict(plain.state_dict())  # the same keys: the statistics are not weights
+    x = torch.rand(2, 3, 32, 32)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(normed(x), plain((x - mean) / std))
+        assert not torch.allclose(normed(x), plain(x), atol=1e-3)
+        # channels_last input (as training feeds it) gives the same result
+        torch.testing.assert_close(normed(x.contiguous(memory_format=torch.channels_last)), normed(x))
+    with pytest.raises(SimCLRError, match="input normalisation 'cifar'"):
+        ResNet("resnet18", WIDTH, "imagenet", input_norm="cifar")

@@ -5,8 +5,10 @@ multiplier w scaling every filter count *including the stem* (64w), the last BN 
 residual block with gamma initialised to 0, BN eps 1e-5 and momentum 0.1 (TF's 0.9).
 The CIFAR stem (image size <= 32) is a 3x3 stride-1 conv without max-pool.
 
-The encoder takes float images in [0, 1] (the official code does not normalise) and returns
-h of shape (B, feature_dim) after global average pooling.
+The encoder takes float images in [0, 1] and returns h of shape (B, feature_dim) after global
+average pooling. The official code does not normalise its input (``input_norm="none"``, the
+default); ``input_norm="imagenet"`` subtracts the ImageNet mean and divides by its std inside the
+encoder, as torchvision-based implementations do in their transforms, so callers still pass [0, 1].
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ ARCHS: dict[str, _Spec] = {
     "resnet152": _Spec(Bottleneck, (3, 8, 36, 3)),
 }
 STEMS = ("cifar", "imagenet")
+INPUT_NORMS = {"none": None, "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
 
 
 class ResNet(nn.Module):
@@ -101,13 +104,22 @@ class ResNet(nn.Module):
         width_multiplier: float = 1.0,
         stem: str = "imagenet",
         zero_init_residual: bool = True,
+        input_norm: str = "none",
     ):
         """``zero_init_residual``: each block's last BN gamma starts at 0 (official code), so every
         block starts as an identity. False gives a standard init (gamma 1): the fair untrained
-        baseline, since the zero-gamma net untrained is a strided pixel subsampler."""
+        baseline, since the zero-gamma net untrained is a strided pixel subsampler.
+        ``input_norm``: ``none`` or ``imagenet`` (per-channel mean/std applied first, inside)."""
         super().__init__()
         if arch not in ARCHS:
             raise SimCLRError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")
+        if input_norm not in INPUT_NORMS:
+            raise SimCLRError(f"unknown input normalisation {input_norm!r}: choose one of {', '.join(INPUT_NORMS)}")
+        self.input_norm = input_norm
+        stats = INPUT_NORMS[input_norm]
+        # not persistent: state_dicts keep the same keys with or without it (the metadata says which)
+        self.register_buffer("input_mean", torch.tensor(stats[0]).view(1, 3, 1, 1) if stats else None, False)
+        self.register_buffer("input_std", torch.tensor(stats[1]).view(1, 3, 1, 1) if stats else None, False)
         if stem not in STEMS:
             raise SimCLRError(f"unknown stem {stem!r}: choose one of auto, {', '.join(STEMS)}")
         if not width_multiplier > 0:
@@ -144,6 +156,8 @@ class ResNet(nn.Module):
                 nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_mean is not None:
+            x = (x - self.input_mean) / self.input_std
         x = self.stem(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(self.pool(x), 1)
@@ -164,6 +178,7 @@ def build_encoder(
     stem: str = "auto",
     image_size: int = 224,
     zero_init_residual: bool = True,
+    input_norm: str = "none",
 ) -> ResNet:
     """A randomly initialised encoder f. ``stem='auto'`` picks the CIFAR stem at <= 32 px."""
-    return ResNet(arch, width_multiplier, resolve_stem(stem, image_size), zero_init_residual)
+    return ResNet(arch, width_multiplier, resolve_stem(stem, image_size), zero_init_residual, input_norm)

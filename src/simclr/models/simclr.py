@@ -32,6 +32,7 @@ def build_model(
     head_bn: bool = True,
     proj_dim: int = 128,
     zero_init_residual: bool = True,
+    input_norm: str = "none",
 ) -> SimCLRModel:
-    encoder = build_encoder(arch, width_multiplier, stem, image_size, zero_init_residual)
+    encoder = build_encoder(arch, width_multiplier, stem, image_size, zero_init_residual, input_norm)
     return SimCLRModel(encoder, build_head(head, encoder.feature_dim, proj_dim, head_layers, head_bn))

@@ -91,7 +91,8 @@ def describe(
     assert d.image_size is not None and a.crop_scale is not None
     return (
         f"dataset {d.dataset} | image size {d.image_size} | {m.arch} x{m.width_multiplier} "
-        f"stem {resolve_stem(m.stem, d.image_size)} | head {m.head}"
+        f"stem {resolve_stem(m.stem, d.image_size)}"
+        f"{' | input norm ' + m.input_norm if m.input_norm != 'none' else ''} | head {m.head}"
         f"{'-' + str(m.head_layers) if m.head == 'mlp' else ''} -> {m.proj_dim}\n"
         f"temperature {cfg.loss.temperature} | colour strength {a.color_strength} | "
         f"crop area {a.crop_scale[0]:g}-{a.crop_scale[1]:g} {a.crop_interpolation} | "

@@ -73,12 +73,15 @@ def test_per_epoch_schedule_and_decay_1d_reach_the_optimiser(tmp_path: Path) -> 
     assert [g["weight_decay"] for g in groups] == [cfg.optim.weight_decay]  # one group: biases and BN decayed too
 
 
-def test_input_norm_survives_every_way_of_loading_the_encoder(tmp_path: Path) -> None:
-    from simclr.checkpoint import CHECKPOINT, ENCODER
+def test_input_norm_and_head_variant_survive_loading(tmp_path: Path) -> None:
+    from simclr.checkpoint import CHECKPOINT, ENCODER, load_head
     from simclr.export import export_encoder
 
-    pretrain(tiny_config(**{"model.input_norm": "imagenet", "train.max_steps": 2}), tmp_path / "run")
+    cfg = tiny_config(**{"model.input_norm": "imagenet", "model.head_out_bn": False, "train.max_steps": 2})
+    pretrain(cfg, tmp_path / "run")
     run = tmp_path / "run"
+    head = load_head(run)  # the variant head is rebuilt from the checkpoint's config (strict load)
+    assert isinstance(list(head.children())[-1], torch.nn.Linear)
     x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     encoder = load_encoder(run)
     assert encoder.input_norm == "imagenet"

@@ -165,6 +165,6 @@ def load_head(run: str | os.PathLike, map_location: str | torch.device = "cpu") 
     m = ckpt["config"]["model"]
     encoder = _encoder_from_checkpoint(ckpt)
     feature_dim = ResNet(m["arch"], m["width_multiplier"], encoder["stem"]).feature_dim
-    head = build_head(m["head"], feature_dim, m["proj_dim"], m["head_layers"], m["head_bn"])
+    head = build_head(m["head"], feature_dim, m["proj_dim"], m["head_layers"], m["head_bn"], m.get("head_out_bn", True))
     head.load_state_dict({k[len("head."):]: v for k, v in ckpt["model"].items() if k.startswith("head.")})
     return head.to(map_location).eval()

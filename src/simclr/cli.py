@@ -29,6 +29,8 @@ PRETRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--head", "model.head", str, "projection head: mlp (default), linear or none"),
     ("--head-layers", "model.head_layers", int, "mlp head depth: 2 = SimCLR v1 (default), 3 = v2"),
     ("--head-bn", "model.head_bn", None, "BN in the head as the official code (default on)"),
+    ("--head-out-bn", "model.head_out_bn", None,
+     "BN after the head's last layer too, as the official code (default on; off: hidden layers only)"),
     ("--zero-init-residual", "model.zero_init_residual", None,
      "start each residual block's last BN gamma at 0, as the official code (default on)"),
     ("--proj-dim", "model.proj_dim", int, "dimension of z (default 128)"),

@@ -45,6 +45,7 @@ class ModelConfig:
     head: str = "mlp"
     head_layers: int = 2  # 2 = SimCLR v1, 3 = v2
     head_bn: bool = True  # official code: BN after every head layer; False: paper's plain MLP
+    head_out_bn: bool = True  # official code: BN after the last layer too; False: hidden layers only
     proj_dim: int = 128
     zero_init_residual: bool = True  # official code: each block's last BN gamma starts at 0; False: gamma 1
     input_norm: str = "none"  # official code: none; imagenet: ImageNet mean/std inside the encoder

@@ -75,7 +75,7 @@ def _build(cfg: PretrainConfig) -> SimCLRModel:
     assert cfg.data.image_size is not None
     return build_model(
         m.arch, m.width_multiplier, m.stem, cfg.data.image_size, m.head, m.head_layers, m.head_bn, m.proj_dim,
-        m.zero_init_residual, m.input_norm,
+        m.zero_init_residual, m.input_norm, m.head_out_bn,
     )
 
 

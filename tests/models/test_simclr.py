@@ -121,3 +121,17 @@ def test_imagenet_input_norm_is_the_plain_encoder_on_normalised_input() -> None:
         torch.testing.assert_close(normed(x.contiguous(memory_format=torch.channels_last)), normed(x))
     with pytest.raises(SimCLRError, match="input normalisation 'cifar'"):
         ResNet("resnet18", WIDTH, "imagenet", input_norm="cifar")
+
+
+@pytest.mark.parametrize("layers", [2, 3])
+def test_head_without_output_bn_keeps_the_hidden_bn(layers: int) -> None:
+    head = build_head("mlp", 64, 16, layers, bn=True, out_bn=False)
+    linears = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
+    norms = [m for m in head.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert [m.bias is None for m in linears] == [True] * (layers - 1) + [False]  # last: plain dense with bias
+    assert len(norms) == layers - 1 and all(n.num_features == 64 for n in norms)
+    assert isinstance(list(head.children())[-1], torch.nn.Linear)
+    assert head(torch.randn(8, 64)).shape == (8, 16)
+    # the default (official code) has a BN after the last layer as well
+    assert len([m for m in build_head("mlp", 64, 16, layers).modules() if isinstance(m, torch.nn.Linear)]) == layers
+    assert not isinstance(list(build_head("mlp", 64, 16, layers).children())[-1], torch.nn.Linear)

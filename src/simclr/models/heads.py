@@ -3,7 +3,9 @@
 ``mlp`` with ``bn=True`` (the default) follows the official code (``model_util.py``): every
 dense layer has no bias and is followed by BN; hidden layers use BN with beta then ReLU; the
 last BN has gamma but no beta and no ReLU; hidden width = dim(h). With ``bn=False`` it is the
-paper's ``z = W2 relu(W1 h)`` (with biases). v1 uses 2 layers, v2 uses 3.
+paper's ``z = W2 relu(W1 h)`` (with biases). v1 uses 2 layers, v2 uses 3. ``out_bn=False`` keeps
+the hidden layers' BN but makes the last layer a plain dense layer with bias (no BN), as
+torchvision-based implementations' heads.
 ``linear`` is a single dense layer and ``none`` the identity (Figure 8's ablations).
 """
 
@@ -30,7 +32,7 @@ class BatchNorm1dNoBeta(BatchNorm1d):
 
 
 def build_head(
-    kind: str, in_dim: int, out_dim: int = 128, num_layers: int = 2, bn: bool = True
+    kind: str, in_dim: int, out_dim: int = 128, num_layers: int = 2, bn: bool = True, out_bn: bool = True
 ) -> nn.Module:
     """The projection head ``kind`` (``mlp``, ``linear`` or ``none``) on features of ``in_dim``."""
     if kind == "none":
@@ -49,7 +51,7 @@ def build_head(
             layers += [nn.Linear(in_dim, in_dim, bias=False), BatchNorm1d(in_dim), nn.ReLU(True)]
         else:
             layers += [nn.Linear(in_dim, in_dim), nn.ReLU(True)]
-    if bn:
+    if bn and out_bn:
         layers += [nn.Linear(in_dim, out_dim, bias=False), BatchNorm1dNoBeta(out_dim)]
     else:
         layers += [nn.Linear(in_dim, out_dim)]

@@ -33,6 +33,7 @@ def build_model(
     proj_dim: int = 128,
     zero_init_residual: bool = True,
     input_norm: str = "none",
+    head_out_bn: bool = True,
 ) -> SimCLRModel:
     encoder = build_encoder(arch, width_multiplier, stem, image_size, zero_init_residual, input_norm)
-    return SimCLRModel(encoder, build_head(head, encoder.feature_dim, proj_dim, head_layers, head_bn))
+    return SimCLRModel(encoder, build_head(head, encoder.feature_dim, proj_dim, head_layers, head_bn, head_out_bn))

@@ -92,7 +92,7 @@ class LARS(torch.optim.Optimizer):
 
 def param_groups(model: nn.Module, weight_decay: float, decay_1d: bool = False) -> list[dict]:
     """Split parameters into a decayed group (ndim > 1) and an undecayed one (ndim <= 1);
-    with ``decay_1d`` every parameter is in the decayed group (the other one is empty)."""
+    with ``decay_1d`` every parameter is in the decayed group. Empty groups are left out."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:

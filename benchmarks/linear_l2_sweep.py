@@ -18,7 +18,7 @@ import torch
 
 from simclr import load_encoder
 from simclr.data.sources import load_images
-from simclr.evaluate import L2_GRID, _fit_logreg, extract_features, topk_accuracy
+from simclr.evaluate import L2_GRID, _fit_logreg, extract_features, standardise, topk_accuracy
 
 
 def features(run: Path, data_dir: str) -> tuple[torch.Tensor, ...]:
@@ -44,9 +44,7 @@ def main() -> None:
     print("| run | " + " | ".join(f"l2 {g:g}: hold-out / test" for g in grid) + " |")
     for run in map(Path, args.runs):
         xtr, ytr, xte, yte = features(run, args.data_dir)
-        mean, std = xtr.mean(0), xtr.std(0)
-        std = torch.where(std > 1e-3 * std.median().clamp_min(1e-12), std, torch.ones_like(std))
-        xtr, xte = (xtr - mean) / std, (xte - mean) / std
+        xtr, xte = standardise(xtr, xte)
         perm = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(0))
         n_val = len(xtr) // 10
         val, fit = perm[:n_val], perm[n_val:]

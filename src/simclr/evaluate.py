@@ -134,6 +134,15 @@ def _check_labels(y: torch.Tensor, what: str) -> None:
         )
 
 
+def standardise(train_x: torch.Tensor, test_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both feature sets shifted and scaled by the train features' per-dimension mean and std."""
+    mean, std = train_x.mean(0), train_x.std(0)
+    # Features (nearly) constant on train, e.g. dead ReLUs of an untrained net, keep their scale:
+    # dividing by a ~0 std would blow up their test values and swamp the classifier.
+    std = torch.where(std > 1e-3 * std.median().clamp_min(1e-12), std, torch.ones_like(std))
+    return (train_x - mean) / std, (test_x - mean) / std
+
+
 def linear_eval(
     train_x: torch.Tensor,
     train_y: torch.Tensor,
@@ -148,11 +157,7 @@ def linear_eval(
     _check_labels(train_y, "train")
     _check_labels(test_y, "test")
     num_classes = int(max(train_y.max(), test_y.max())) + 1
-    mean, std = train_x.mean(0), train_x.std(0)
-    # Features (nearly) constant on train, e.g. dead ReLUs of an untrained net, keep their scale:
-    # dividing by a ~0 std would blow up their test values and swamp the classifier.
-    std = torch.where(std > 1e-3 * std.median().clamp_min(1e-12), std, torch.ones_like(std))
-    xtr, xte = (train_x - mean) / std, (test_x - mean) / std
+    xtr, xte = standardise(train_x, test_x)
     grid = sorted(set(l2_grid), reverse=True)  # strongest penalty first: each fit warm-starts the next
     if not grid:
         raise SimCLRError("the L2 grid of the linear evaluation is empty")

@@ -57,6 +57,11 @@ def test_schedule_decay_and_interpolation_choices_are_checked() -> None:
     assert resolved(**{"model.input_norm": "imagenet"}).model.input_norm == "imagenet"
     with pytest.raises(SimCLRError, match="--input-norm 'imagenett' is not valid.*did you mean 'imagenet'"):
         resolved(**{"model.input_norm": "imagenett"})
+    assert resolved().train.bn_views == "joint"  # the official code: one forward of both views
+    with pytest.raises(SimCLRError, match="--bn-views 'perview' is not valid.*did you mean 'per-view'"):
+        resolved(**{"train.bn_views": "perview"})
+    with pytest.raises(SimCLRError, match="--bn-views per-view cannot be combined with --chunk-size"):
+        resolved(**{"train.bn_views": "per-view", "train.chunk_size": 8})
 
 
 def test_every_preset_resolves() -> None:

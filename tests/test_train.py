@@ -73,6 +73,38 @@ def test_per_epoch_schedule_and_decay_1d_reach_the_optimiser(tmp_path: Path) -> 
     assert [g["weight_decay"] for g in groups] == [cfg.optim.weight_decay]  # one group: biases and BN decayed too
 
 
+def test_bn_views_joint_pools_the_views_per_view_keeps_them_apart() -> None:
+    from simclr.models.simclr import build_model
+    from simclr.train import project_views
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", 0.25, image_size=16).train()
+    g = torch.Generator().manual_seed(1)
+    v1, v2 = torch.rand(4, 3, 16, 16, generator=g), torch.rand(4, 3, 16, 16, generator=g)
+    other_v2 = 0.5 * v2 + 0.25  # the second view's batch with other statistics
+    with torch.no_grad():
+        alone = model(v1)[1], model(v2)[1]
+        both = model(torch.cat([v1, v2]))[1]
+        per_view = project_views(model, v1, v2, "per-view")
+        joint = project_views(model, v1, v2, "joint")
+        joint_other = project_views(model, v1, other_v2, "joint")
+        per_view_other = project_views(model, v1, other_v2, "per-view")
+    torch.testing.assert_close(per_view[0], alone[0], rtol=0, atol=0)
+    torch.testing.assert_close(per_view[1], alone[1], rtol=0, atol=0)
+    torch.testing.assert_close(torch.cat(joint), both, rtol=0, atol=0)
+    # BN in train mode: jointly, the first view's z depends on the second view's batch; per view, not
+    assert (joint_other[0] - joint[0]).abs().max() > 1e-3
+    torch.testing.assert_close(per_view_other[0], per_view[0], rtol=0, atol=0)
+    assert (per_view[0] - joint[0]).abs().max() > 1e-3
+
+
+def test_per_view_bn_trains(tmp_path: Path) -> None:
+    pretrain(tiny_config(**{"train.bn_views": "per-view", "train.max_steps": 2}), tmp_path / "run")
+    config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert config["train"]["bn_views"] == "per-view"
+    assert [step for step, _ in losses(tmp_path / "run")] == [1, 2]
+
+
 def test_input_norm_and_head_variant_survive_loading(tmp_path: Path) -> None:
     from simclr.checkpoint import CHECKPOINT, ENCODER, load_head
     from simclr.export import export_encoder

@@ -64,6 +64,9 @@ PRETRAIN_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--log-every", "train.log_every", int, "steps between log lines and metrics records (default 10)"),
     ("--chunk-size", "train.chunk_size", int,
      "exact gradient of the batch in chunks of this many images (bounded memory; BN sees a chunk)"),
+    ("--bn-views", "train.bn_views", str,
+     "joint (default, the official code: one forward of both views, BN statistics over all 2N) or per-view "
+     "(one forward per view, BN statistics of each view's N, as implementations that call the model per view)"),
     ("--global-bn", "train.global_bn", None, "BN statistics over all ranks under torchrun (default: on)"),
     ("--checkpoint-every-steps", "train.checkpoint_every_steps", int,
      "also write the checkpoint every N steps mid-epoch (a crash loses at most N steps)"),

@@ -104,6 +104,9 @@ class OptimConfig:
     decay_1d: bool = False  # True: weight decay also on biases and BN (torch's plain optimisers)
 
 
+BN_VIEWS = ("joint", "per-view")
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 100
@@ -116,6 +119,7 @@ class TrainConfig:
     log_every: int = 10
     chunk_size: int | None = None  # images per chunk for an exact large-batch gradient (off: whole batch)
     global_bn: bool | None = None  # auto: on when torchrun runs more than one rank
+    bn_views: str = "joint"  # joint: BN statistics over both views at once (official code); per-view: each alone
     dist_backend: str | None = None  # auto: nccl on GPUs, gloo otherwise
     checkpoint_every_steps: int | None = None  # also checkpoint mid-epoch every N steps (default: epoch ends only)
     compile: bool = False  # torch.compile the training model (first steps slower while it compiles)
@@ -276,6 +280,7 @@ def validate(cfg: PretrainConfig) -> None:
     _check_choice(o.optimizer, OPTIMIZERS, "--optimizer")
     _check_choice(o.lr_scaling, ("linear", "sqrt"), "--lr-scaling")
     _check_choice(o.lr_schedule, LR_SCHEDULES, "--lr-schedule")
+    _check_choice(t.bn_views, BN_VIEWS, "--bn-views")
     _check_choice(a.crop_interpolation, CROP_INTERPOLATIONS, "--crop-interpolation")
     _check_choice(t.precision, PRECISIONS, "--precision")
     _check_choice(a.on, ("device", "workers"), "--augment-on")
@@ -303,6 +308,8 @@ def validate(cfg: PretrainConfig) -> None:
         (t.max_steps is None or t.max_steps >= 1, f"--max-steps must be >= 1, got {t.max_steps}"),
         (t.log_every >= 1, f"--log-every must be >= 1, got {t.log_every}"),
         (t.chunk_size is None or t.chunk_size >= 1, f"--chunk-size must be >= 1, got {t.chunk_size}"),
+        (t.bn_views == "joint" or t.chunk_size is None,
+         "--bn-views per-view cannot be combined with --chunk-size (chunks set their own BN batches)"),
         (t.checkpoint_every_steps is None or t.checkpoint_every_steps >= 1,
          f"--checkpoint-every-steps must be >= 1, got {t.checkpoint_every_steps}"),
     ]

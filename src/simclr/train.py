@@ -1,8 +1,9 @@
 """The pretraining loop (no argparse here; ``simclr.cli`` builds the config).
 
 One step: two views of every image -> f and g on the concatenated 2N views (BN statistics
-over all of them, as the official code) -> NT-Xent -> optimiser step with the lr of this
-global step (linear warm-up then cosine, a pure function of the step).
+over all of them, as the official code; ``--bn-views per-view``: one forward per view) ->
+NT-Xent -> optimiser step with the lr of this global step (linear warm-up then cosine, a pure
+function of the step).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -63,6 +65,22 @@ def autocast_context(precision: str, device: torch.device) -> contextlib.Abstrac
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def project_views(
+    model: torch.nn.Module,
+    v1: torch.Tensor,
+    v2: torch.Tensor,
+    bn_views: str = "joint",
+    prepare: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """z of both views (float32). joint: one forward of the 2N views, so BN in train mode normalises
+    with statistics over both (the official code); per-view: one forward per view, each view's
+    batch normalised with its own N images' statistics."""
+    if bn_views == "per-view":
+        return model(prepare(v1))[1].float(), model(prepare(v2))[1].float()
+    z1, z2 = model(prepare(torch.cat([v1, v2])))[1].float().chunk(2)
+    return z1, z2
+
+
 def _check_precision(precision: str, device: torch.device) -> None:
     if precision == "fp16" and device.type != "cuda":
         raise SimCLRError("--precision fp16 needs a CUDA GPU; on the CPU use bf16 (or fp32)")
@@ -104,6 +122,7 @@ def describe(
         f"batch {t.batch_size} x {steps_per_epoch} steps/epoch x {t.epochs} epochs | "
         f"{t.precision} on {device}"
         + (f" | gradient in chunks of {t.chunk_size} images" if t.chunk_size else "")
+        + (" | BN statistics per view" if t.bn_views == "per-view" else "")
         + (
             f"\n{world.world_size} ranks ({distributed.backend()}) x {t.batch_size // world.world_size}"
             f" images each | global BN {'on' if global_bn else 'off'} | negatives from the global batch"
@@ -215,6 +234,11 @@ def _pretrain(
     device = pick_device(distributed.rank_device(t.device, world))
     if device.type == "cpu":
         retain_freed_memory()  # reuse freed activation / view buffers instead of faulting pages in again
+    if t.bn_views == "per-view" and world.enabled:
+        raise SimCLRError(
+            "--bn-views per-view runs in one process only (one forward per view would call DDP twice per step); "
+            "drop it under torchrun"
+        )
     if t.batch_size % world.world_size:
         raise distributed.same_on_every_rank(SimCLRError(
             f"--batch-size {t.batch_size} (the global batch) does not divide among {world.world_size} ranks; "
@@ -332,8 +356,7 @@ def _pretrain(
                         )
                     else:
                         with autocast_context(t.precision, device):
-                            _, z = train_model(prepare(torch.cat([v1, v2])))
-                        z1, z2 = z.float().chunk(2)
+                            z1, z2 = project_views(train_model, v1, v2, t.bn_views, prepare)
                         loss, pos_acc = nt_xent(z1, z2, cfg.loss.temperature)
                     loss_value = loss.item()
                     if not math.isfinite(loss_value):

@@ -221,6 +221,13 @@ def test_torchrun_batch_must_divide_among_ranks(tmp_path: Path) -> None:
     assert "SimCLRError" not in r.stderr and "simclr/train.py" not in r.stderr
 
 
+def test_torchrun_refuses_per_view_bn(tmp_path: Path) -> None:
+    r = torchrun("-m", "simclr", "pretrain", "--out", str(tmp_path / "run"), *TINY, "--bn-views", "per-view")
+    assert r.returncode != 0
+    assert r.stderr.count("--bn-views per-view runs in one process only") == 1
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 FAILING = """
 import sys
 import simclr.train as train

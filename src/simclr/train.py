@@ -235,10 +235,10 @@ def _pretrain(
     if device.type == "cpu":
         retain_freed_memory()  # reuse freed activation / view buffers instead of faulting pages in again
     if t.bn_views == "per-view" and world.enabled:
-        raise SimCLRError(
+        raise distributed.same_on_every_rank(SimCLRError(
             "--bn-views per-view runs in one process only (one forward per view would call DDP twice per step); "
             "drop it under torchrun"
-        )
+        ))
     if t.batch_size % world.world_size:
         raise distributed.same_on_every_rank(SimCLRError(
             f"--batch-size {t.batch_size} (the global batch) does not divide among {world.world_size} ranks; "

@@ -111,3 +111,27 @@ def test_linear_eval_warm_start_path_matches_a_cold_fit() -> None:
     cold = _fit_logreg(x, y, 4, 1e-3, 500, tolerance=1e-10)
     torch.testing.assert_close(warm[0], cold[0], atol=1e-6, rtol=0)
     torch.testing.assert_close(warm[1], cold[1], atol=1e-6, rtol=0)
+
+
+def test_linear_eval_chooses_the_penalty_of_least_hold_out_cross_entropy() -> None:
+    """Reference: a cold, converged fit at every penalty on the same hold-out split, then the
+    argmin of hold-out cross-entropy. The data are chosen so that hold-out accuracy would pick a
+    different penalty: selecting by accuracy, or on unconverged fits, fails this test."""
+    from simclr.evaluate import L2_GRID, _fit_logreg, holdout_split, standardise
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(300, 30, generator=g, dtype=torch.float64)
+    y = (x[:, :3] + 1.5 * torch.randn(300, 3, generator=g, dtype=torch.float64)).argmax(1)
+    xs, _ = standardise(x, x[:1])
+    val, fit = holdout_split(len(x), seed=0)
+    assert len(val) == 30 and sorted(torch.cat([val, fit]).tolist()) == list(range(300))
+    losses, accs = {}, {}
+    for l2 in L2_GRID:
+        w, b = _fit_logreg(xs[fit], y[fit], 3, l2, 1000, tolerance=1e-10)
+        logits = xs[val] @ w + b
+        losses[l2] = float(F.cross_entropy(logits, y[val]))
+        accs[l2] = topk_accuracy(logits, y[val], (1,))["top1"]
+    by_loss = min(losses, key=losses.get)
+    assert max(accs, key=accs.get) != by_loss  # the two rules disagree on these data
+    res = linear_eval(x, y, x[:50], y[:50], seed=0)
+    assert res["l2"] == by_loss

@@ -116,7 +116,7 @@ def test_linear_eval_warm_start_path_matches_a_cold_fit() -> None:
 def test_linear_eval_chooses_the_penalty_of_least_hold_out_cross_entropy() -> None:
     """Reference: a cold, converged fit at every penalty on the same hold-out split, then the
     argmin of hold-out cross-entropy. The data are chosen so that hold-out accuracy would pick a
-    different penalty: selecting by accuracy, or on unconverged fits, fails this test."""
+    different penalty: selecting by hold-out accuracy fails this test."""
     from simclr.evaluate import L2_GRID, _fit_logreg, holdout_split, standardise
 
     g = torch.Generator().manual_seed(5)

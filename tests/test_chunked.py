@@ -139,3 +139,19 @@ def test_cli_pretrain_in_chunks(tmp_path) -> None:  # noqa: ANN001
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [1, 2]
     assert all(0 < row["loss"] < 10 for row in rows)
+
+
+def test_keep_returns_the_whole_batch_of_the_first_pass() -> None:
+    torch.manual_seed(0)
+    model = NoBatchStats().double()
+    v1, v2 = (v.double() for v in _views(10))
+    kept: dict[str, torch.Tensor] = {}
+    loss, _ = chunked_step(model, v1, v2, 4, TAU, keep=kept)  # chunks of 4, 4, 2
+    with torch.no_grad():
+        h1, z1 = model(v1)
+        h2, z2 = model(v2)
+    assert torch.allclose(kept["z1"], z1.float()) and torch.allclose(kept["z2"], z2.float())  # float32, as the loss
+    order = [h1[0:4], h2[0:4], h1[4:8], h2[4:8], h1[8:], h2[8:]]  # chunk by chunk: view 1 rows, view 2 rows
+    assert torch.allclose(kept["h"], torch.cat(order))
+    assert not kept["h"].requires_grad and not kept["z1"].requires_grad
+    assert torch.allclose(nt_xent(kept["z1"], kept["z2"], TAU)[0], loss.float())

@@ -203,7 +203,7 @@ def test_plot_and_visualize(run: Path, tmp_path: Path, capsys: pytest.CaptureFix
     code, out, _ = cli(["plot", "--run", str(run), "--out", str(tmp_path / "plots")], capsys)
     assert code == 0
     names = sorted(Path(p).name for p in out.split())
-    assert names == ["images_per_s.png", "loss.png", "lr.png", "pos_acc.png"]
+    assert names == ["align.png", "images_per_s.png", "loss.png", "lr.png", "pos_acc.png", "rank_h.png", "uniform.png"]
     for n in names:
         png = tmp_path / "plots" / n
         assert Image.open(png).size == (600, 350) and _variance(png) > 10

@@ -59,6 +59,47 @@ def test_run_dir_contents(tmp_path: Path) -> None:
     assert h.shape == (2, 128)
 
 
+@pytest.mark.parametrize("bn_views", ["joint", "per-view"])
+def test_health_signals_are_logged_from_the_trained_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bn_views: str
+) -> None:
+    import simclr.health
+    import simclr.train
+
+    seen = []
+
+    def spy(h: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> dict[str, float]:
+        out = simclr.health.batch_health(h, z1, z2)
+        seen.append((tuple(h.shape), tuple(z1.shape), h.requires_grad, out))
+        return out
+
+    monkeypatch.setattr(simclr.train, "batch_health", spy)
+    pretrain(tiny_config(**{"train.bn_views": bn_views}), tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(seen) == len(rows) == 6
+    for row, (h_shape, z_shape, grad, out) in zip(rows, seen, strict=True):
+        assert h_shape == (64, 128) and z_shape == (32, 128) and not grad  # both views' h, detached
+        assert {k: row[k] for k in out} == out
+        assert 0 <= row["align"] <= 4 and -8 <= row["uniform"] <= 0 and 1 <= row["rank_h"] <= 64
+
+
+def test_chunked_steps_log_the_health_of_the_whole_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simclr.health
+    import simclr.train
+
+    shapes = []
+
+    def spy(h: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> dict[str, float]:
+        shapes.append((tuple(h.shape), tuple(z1.shape), tuple(z2.shape)))
+        return simclr.health.batch_health(h, z1, z2)
+
+    monkeypatch.setattr(simclr.train, "batch_health", spy)
+    pretrain(tiny_config(**{"train.chunk_size": 8}), tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all({"align", "uniform", "rank_h"} <= set(r) for r in rows)
+    assert shapes == [((64, 128), (32, 128), (32, 128))] * 6  # every chunk's rows, not the last chunk's
+
+
 def test_per_epoch_schedule_and_decay_1d_reach_the_optimiser(tmp_path: Path) -> None:
     cfg = tiny_config(**{"optim.lr_schedule": "epoch", "optim.decay_1d": True, "optim.warmup_epochs": 0,
                          "optim.optimizer": "sgd", "train.epochs": 3})
@@ -89,13 +130,19 @@ def test_bn_views_joint_pools_the_views_per_view_keeps_them_apart() -> None:
         joint = project_views(model, v1, v2, "joint")
         joint_other = project_views(model, v1, other_v2, "joint")
         per_view_other = project_views(model, v1, other_v2, "per-view")
-    torch.testing.assert_close(per_view[0], alone[0], rtol=0, atol=0)
-    torch.testing.assert_close(per_view[1], alone[1], rtol=0, atol=0)
-    torch.testing.assert_close(torch.cat(joint), both, rtol=0, atol=0)
+    with torch.no_grad():
+        h_alone = torch.cat([model(v1)[0], model(v2)[0]])
+        h_both = model(torch.cat([v1, v2]))[0]
+    # project_views returns (h of both views, z1, z2)
+    torch.testing.assert_close(per_view[1], alone[0], rtol=0, atol=0)
+    torch.testing.assert_close(per_view[2], alone[1], rtol=0, atol=0)
+    torch.testing.assert_close(per_view[0], h_alone, rtol=0, atol=0)
+    torch.testing.assert_close(torch.cat(joint[1:]), both, rtol=0, atol=0)
+    torch.testing.assert_close(joint[0], h_both, rtol=0, atol=0)
     # BN in train mode: jointly, the first view's z depends on the second view's batch; per view, not
-    assert (joint_other[0] - joint[0]).abs().max() > 1e-3
-    torch.testing.assert_close(per_view_other[0], per_view[0], rtol=0, atol=0)
-    assert (per_view[0] - joint[0]).abs().max() > 1e-3
+    assert (joint_other[1] - joint[1]).abs().max() > 1e-3
+    torch.testing.assert_close(per_view_other[1], per_view[1], rtol=0, atol=0)
+    assert (per_view[1] - joint[1]).abs().max() > 1e-3
 
 
 def test_per_view_bn_trains(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ def chunked_step(
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     scale: Callable[[torch.Tensor], torch.Tensor] = lambda loss: loss,
     no_sync: Callable[[], contextlib.AbstractContextManager] | None = None,
+    keep: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Accumulate into ``.grad`` the gradient of NT-Xent on views ``v1``, ``v2`` (B images each).
 
@@ -50,7 +51,8 @@ def chunked_step(
     ``prepare`` is applied to each chunk's input (e.g. channels_last), ``autocast`` wraps every
     forward, ``scale`` the loss before its backward (a grad scaler's ``scale``). ``no_sync``
     (DistributedDataParallel's) defers the gradient all-reduce to the last chunk. Returns the
-    (detached) loss and positive-pair accuracy, as ``nt_xent``.
+    (detached) loss and positive-pair accuracy, as ``nt_xent``. With ``keep``, it also receives the
+    first pass's ``h`` (2B rows, chunk by chunk), ``z1`` and ``z2`` (no graph), for health signals.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -62,11 +64,13 @@ def chunked_step(
 
     # 1. every embedding, no graph; BN running statistics left as they were (updated in 3)
     saved = [b.clone() for b in _bn_buffers(model)]
-    z1_parts, z2_parts = [], []
+    h_parts, z1_parts, z2_parts = [], [], []
     with torch.no_grad():
         for i in starts:
             with autocast():
-                _, z = model(chunk(i))
+                h, z = model(chunk(i))
+            if keep is not None:
+                h_parts.append(h)
             a, b = z.float().chunk(2)
             z1_parts.append(a)
             z2_parts.append(b)
@@ -74,6 +78,8 @@ def chunked_step(
         buf.copy_(old)
 
     # 2. the loss and its gradient with respect to the embeddings
+    if keep is not None:
+        keep.update(h=torch.cat(h_parts), z1=torch.cat(z1_parts), z2=torch.cat(z2_parts))
     z1 = torch.cat(z1_parts).requires_grad_()
     z2 = torch.cat(z2_parts).requires_grad_()
     loss, acc = nt_xent(z1, z2, temperature)

@@ -75,7 +75,8 @@ class Progress:
             self.bar.update(step - self.bar.n)
             if record is not None:
                 self.bar.set_postfix(
-                    loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.3g}",
+                    loss=f"{record['loss']:.4f}", rank_h=f"{record.get('rank_h', float('nan')):.1f}",
+                    lr=f"{record['lr']:.3g}",
                     img_s=f"{record['images_per_s']:.0f}", refresh=False,
                 )
             return
@@ -84,9 +85,10 @@ class Progress:
         elapsed = time.perf_counter() - self.start
         done = step - self.start_step
         eta = elapsed / done * (self.total - step) if done > 0 else float("nan")
+        rank = f" rank_h {record['rank_h']:.1f}" if "rank_h" in record else ""
         print(
             f"step {step}/{self.total} epoch {record['epoch']:.2f} loss {record['loss']:.4f} "
-            f"pos_acc {record['pos_acc']:.3f} lr {record['lr']:.4g} "
+            f"pos_acc {record['pos_acc']:.3f}{rank} lr {record['lr']:.4g} "
             f"{record['images_per_s']:.0f} img/s eta {format_seconds(eta)}",
             file=self.stream, flush=True,
         )

@@ -97,7 +97,8 @@ def plot_run(run: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
     written = []
     steps = [r["step"] for r in rows]
     titles = {"loss": "NT-Xent loss", "lr": "learning rate", "images_per_s": "images/s",
-              "pos_acc": "positive-pair accuracy"}
+              "pos_acc": "positive-pair accuracy", "align": "alignment (lower: views closer)",
+              "uniform": "uniformity (lower: more spread)", "rank_h": "effective rank of h"}
     for key, title in titles.items():
         ys = [r.get(key) for r in rows]
         if all(y is None for y in ys):

@@ -30,6 +30,7 @@ from simclr.cpu_memory import retain_freed_memory
 from simclr.data.loaders import PretrainLoader
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
+from simclr.health import batch_health
 from simclr.loss import nt_xent
 from simclr.metrics import MetricsLog, Progress
 from simclr.models.encoder import resolve_stem
@@ -71,14 +72,16 @@ def project_views(
     v2: torch.Tensor,
     bn_views: str = "joint",
     prepare: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """z of both views (float32). joint: one forward of the 2N views, so BN in train mode normalises
-    with statistics over both (the official code); per-view: one forward per view, each view's
-    batch normalised with its own N images' statistics."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(h of both views (2N, D), z1, z2 (float32)). joint: one forward of the 2N views, so BN in
+    train mode normalises with statistics over both (the official code); per-view: one forward per
+    view, each view's batch normalised with its own N images' statistics."""
     if bn_views == "per-view":
-        return model(prepare(v1))[1].float(), model(prepare(v2))[1].float()
-    z1, z2 = model(prepare(torch.cat([v1, v2])))[1].float().chunk(2)
-    return z1, z2
+        (h1, z1), (h2, z2) = model(prepare(v1)), model(prepare(v2))
+        return torch.cat([h1.detach(), h2.detach()]), z1.float(), z2.float()
+    h, z = model(prepare(torch.cat([v1, v2])))
+    z1, z2 = z.float().chunk(2)
+    return h.detach(), z1, z2
 
 
 def _check_precision(precision: str, device: torch.device) -> None:
@@ -349,14 +352,16 @@ def _pretrain(
                         group["lr"] = lr
                     optimizer.zero_grad(set_to_none=True)
                     if chunk is not None:  # exact gradient of the whole batch, chunk by chunk
+                        kept: dict[str, torch.Tensor] = {}
                         loss, pos_acc = chunked_step(
                             train_model, v1, v2, chunk, cfg.loss.temperature, prepare=prepare,
                             autocast=lambda: autocast_context(t.precision, device), scale=scaler.scale,
-                            no_sync=getattr(train_model, "no_sync", None),
+                            no_sync=getattr(train_model, "no_sync", None), keep=kept,
                         )
+                        h, z1, z2 = kept["h"], kept["z1"], kept["z2"]
                     else:
                         with autocast_context(t.precision, device):
-                            z1, z2 = project_views(train_model, v1, v2, t.bn_views, prepare)
+                            h, z1, z2 = project_views(train_model, v1, v2, t.bn_views, prepare)
                         loss, pos_acc = nt_xent(z1, z2, cfg.loss.temperature)
                     loss_value = loss.item()
                     if not math.isfinite(loss_value):
@@ -401,6 +406,7 @@ def _pretrain(
                             "images_per_s": (step - tick_step) * t.batch_size / max(now - tick, 1e-9),
                             "time_s": seconds_before + now - started,
                         }
+                        record.update(batch_health(h, z1.detach(), z2.detach()))
                         if metrics is not None:
                             metrics.write(record)
                         tick, tick_step = now, step

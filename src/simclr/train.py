@@ -406,7 +406,8 @@ def _pretrain(
                             "images_per_s": (step - tick_step) * t.batch_size / max(now - tick, 1e-9),
                             "time_s": seconds_before + now - started,
                         }
-                        record.update(batch_health(h, z1.detach(), z2.detach()))
+                        if world.is_main:  # the other ranks log nothing
+                            record.update(batch_health(h, z1.detach(), z2.detach()))
                         if metrics is not None:
                             metrics.write(record)
                         tick, tick_step = now, step

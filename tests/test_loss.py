@@ -40,6 +40,16 @@ def test_matches_literal_loop(n: int, d: int, tau: float) -> None:
     assert loss.item() == pytest.approx(literal_nt_xent(z1, z2, tau), rel=1e-5, abs=1e-6)
 
 
+def test_computes_in_at_least_float32_and_keeps_float64() -> None:
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(6, 5, generator=g, dtype=torch.float64), torch.randn(6, 5, generator=g, dtype=torch.float64)
+    want = literal_nt_xent(z1, z2, 0.3)
+    loss64, _ = nt_xent(z1, z2, 0.3)
+    assert loss64.dtype == torch.float64 and abs(loss64.item() - want) < 1e-12  # float32 would be ~1e-7 off
+    loss16, _ = nt_xent(z1.bfloat16(), z2.bfloat16(), 0.3)
+    assert loss16.dtype == torch.float32 and abs(loss16.item() - want) < 0.05  # bf16 inputs, float32 logits
+
+
 def test_closed_form_identical_orthogonal_views() -> None:
     # z1 = z2 = one-hot rows: sim(positive) = 1, sim(other) = 0 for all 2N-2 negatives.
     # l = -log(e^{1/t} / (e^{1/t} + (2N-2))) for every anchor.

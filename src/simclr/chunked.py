@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from simclr.loss import nt_xent
+from simclr.loss import at_least_fp32, nt_xent
 
 
 def _bn_buffers(model: nn.Module) -> list[torch.Tensor]:
@@ -71,7 +71,7 @@ def chunked_step(
                 h, z = model(chunk(i))
             if keep is not None:
                 h_parts.append(h)
-            a, b = z.float().chunk(2)
+            a, b = at_least_fp32(z).chunk(2)
             z1_parts.append(a)
             z2_parts.append(b)
     for buf, old in zip(_bn_buffers(model), saved, strict=True):
@@ -94,5 +94,5 @@ def chunked_step(
             with autocast():
                 _, z = model(chunk(i))
             rows = slice(i, i + chunk_size)
-            z.float().backward(torch.cat([g1[rows], g2[rows]]))
+            at_least_fp32(z).backward(torch.cat([g1[rows], g2[rows]]))
     return loss.detach(), acc

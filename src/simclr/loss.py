@@ -19,6 +19,12 @@ from torch import nn
 from simclr import distributed
 
 
+def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32, or as it is when it is already float64: the similarities need at least fp32
+    (logits / tau overflow fp16), and float64 runs (the exactness tests) keep their precision."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def nt_xent(
     z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, gather: bool | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,7 +51,7 @@ def nt_xent(
     if n < 2:
         raise ValueError("NT-Xent needs at least 2 images per batch (one positive, >= 1 negative)")
     # The similarity matrix is computed in fp32 even under autocast: logits / tau overflow fp16.
-    z = F.normalize(torch.cat([z1, z2], dim=0).float(), dim=1)  # (2N, d)
+    z = F.normalize(at_least_fp32(torch.cat([z1, z2], dim=0)), dim=1)  # (2N, d)
     logits = z @ z.t() / temperature  # (2N, 2N)
     eye = torch.eye(2 * n, dtype=torch.bool, device=z.device)
     logits = logits.masked_fill(eye, float("-inf"))  # k != i
@@ -64,7 +70,7 @@ def _nt_xent_global(
     big_n = n * world
     if big_n < 2:
         raise ValueError("NT-Xent needs at least 2 images per global batch")
-    a1, a2 = F.normalize(z1.float(), dim=1), F.normalize(z2.float(), dim=1)
+    a1, a2 = F.normalize(at_least_fp32(z1), dim=1), F.normalize(at_least_fp32(z2), dim=1)
     keys = torch.cat([distributed.gather_with_grad(a1), distributed.gather_with_grad(a2)])  # (2N, d)
     anchors = torch.cat([a1, a2])  # this rank's 2n anchors
     logits = anchors @ keys.t() / temperature  # (2n, 2N)

@@ -31,7 +31,7 @@ from simclr.data.loaders import PretrainLoader
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
 from simclr.health import batch_health
-from simclr.loss import nt_xent
+from simclr.loss import at_least_fp32, nt_xent
 from simclr.metrics import MetricsLog, Progress
 from simclr.models.encoder import resolve_stem
 from simclr.models.simclr import SimCLRModel, build_model
@@ -78,9 +78,9 @@ def project_views(
     view, each view's batch normalised with its own N images' statistics."""
     if bn_views == "per-view":
         (h1, z1), (h2, z2) = model(prepare(v1)), model(prepare(v2))
-        return torch.cat([h1.detach(), h2.detach()]), z1.float(), z2.float()
+        return torch.cat([h1.detach(), h2.detach()]), at_least_fp32(z1), at_least_fp32(z2)
     h, z = model(prepare(torch.cat([v1, v2])))
-    z1, z2 = z.float().chunk(2)
+    z1, z2 = at_least_fp32(z).chunk(2)
     return h.detach(), z1, z2
 
 

@@ -28,3 +28,27 @@ def test_gpu_check_runs_in_quick_mode_on_cpu(tmp_path: Path) -> None:
     for r in result["training_bf16"]:
         assert r["images_per_s"] > 0 and r["gflop_per_image"] > 0
     assert "augmentation, device vs CPU values" in proc.stdout
+
+
+def test_compare_runs_reads_both_result_layouts_and_tests_exactly(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compare_runs", ROOT / "benchmarks" / "compare_runs.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    # {1,2} vs {3,4}: of the 6 splits, {1,2}|{3,4} and {3,4}|{1,2} separate the means by 2
+    assert mod.permutation_p([1.0, 2.0], [3.0, 4.0]) == 2 / 6
+    assert mod.permutation_p([1.0, 1.0], [1.0]) == 1.0
+    ours = tmp_path / "ours-seed0"
+    ours.mkdir()
+    (ours / "linear.json").write_text(json.dumps({"top1": 0.85, "l2": 1e-4}))
+    (ours / "knn.json").write_text(json.dumps({"top1": 0.78}))
+    (tmp_path / "ours-seed0.log").write_text(
+        "  l2 0.001: hold-out cross-entropy 0.4000 top1 0.85\n  l2 0.0001: hold-out cross-entropy 0.3700 top1 0.86\n"
+    )
+    other = tmp_path / "other-seed0"
+    other.mkdir()
+    (other / "result.json").write_text(json.dumps({"linear": {"top1": 0.86, "l2": 1e-3}, "knn": {"top1": 0.79}}))
+    assert mod.read_run(ours) == {"linear": 0.85, "knn": 0.78, "holdout_ce": 0.37}
+    assert mod.read_run(other) == {"linear": 0.86, "knn": 0.79, "holdout_ce": None}

@@ -116,29 +116,61 @@ def sample_crop_boxes(
     return torch.stack([top, left, bh, bw], 1)
 
 
+def _cubic_weights(t: torch.Tensor, a: float = -0.75) -> torch.Tensor:
+    """Keys' cubic convolution weights (torch's bicubic, a = -0.75) of the taps at offsets -1, 0,
+    1, 2 from floor(u), for the fractional parts ``t`` (..., 4)."""
+    d = torch.stack([t + 1, t, 1 - t, 2 - t], -1)
+    near = ((a + 2) * d - (a + 3)) * d * d + 1  # |d| <= 1
+    far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a  # 1 < |d| < 2
+    return torch.where(d <= 1, near, far)
+
+
+def resize_matrices(
+    start: torch.Tensor, length: torch.Tensor, in_size: int, out_size: int, mode: str
+) -> torch.Tensor:
+    """(B, out_size, in_size) matrices R with R[b] @ signal = the segment [start, start + length)
+    of each signal resized to out_size, as torch's ``interpolate(align_corners=False)`` resizes
+    the cropped segment alone: half-pixel centres, taps clamped to the segment's own ends (so
+    nothing outside the crop is read), no antialiasing."""
+    b = start.shape[0]
+    length = length.to(torch.float64).view(b, 1)
+    u = (torch.arange(out_size, dtype=torch.float64) + 0.5).view(1, -1) * length / out_size - 0.5
+    if mode == "bilinear":
+        u = u.clamp(min=0)  # torch clamps the source coordinate at the first centre
+        i0 = u.floor()
+        frac = u - i0
+        taps = torch.stack([i0, i0 + 1], -1)
+        weights = torch.stack([1 - frac, frac], -1)
+    else:
+        i0 = u.floor()
+        taps = i0.unsqueeze(-1) + torch.arange(-1, 3, dtype=torch.float64)
+        weights = _cubic_weights(u - i0)
+    taps = torch.minimum(taps.clamp(min=0), length.view(b, 1, 1) - 1) + start.to(torch.float64).view(b, 1, 1)
+    matrix = torch.zeros(b, out_size, in_size, dtype=torch.float64)
+    matrix.scatter_add_(2, taps.long(), weights)
+    return matrix.float()
+
+
 def crop_resize_flip(
     x: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, size: int, mode: str = "bicubic"
 ) -> torch.Tensor:
     """Crop each image of float ``x`` (B, C, H, W) to its box, resize to ``size``, flip where set.
 
-    One ``grid_sample`` per batch with a per-sample affine grid; half-pixel centres as
-    torchvision's resize (no antialiasing, so it is meant for crops at or above the output
-    size; downscaling by large factors should happen before, as the folder loader does).
+    Exactly torchvision's ``resized_crop`` on tensors (crop, then ``interpolate`` with half-pixel
+    centres, bilinear or bicubic, no antialiasing), as two batched matrix products per batch: only
+    the pixels inside each box are read. (Sampling the whole image at the box's coordinates instead
+    blends pixels from outside the box into its edge rows and columns: views with more context,
+    whose positives are easier; on Fashion-MNIST a trained network's NT-Xent on such views was
+    0.015 lower than on torchvision's, and linear top-1 about half a point lower, BENCHMARKS.md.)
+    No antialiasing, so it is meant for crops at or above the output size; downscaling by large
+    factors should happen before, as the folder loader does.
     """
     b, _, height, width = x.shape
-    boxes = boxes.to(device=x.device, dtype=torch.float32)
     top, left, bh, bw = boxes.unbind(1)
-    sx = bw / width
-    sy = bh / height
-    tx = (2 * left + bw) / width - 1
-    ty = (2 * top + bh) / height - 1
-    sx = torch.where(flip.to(x.device), -sx, sx)
-    # the affine grid of theta = [[sx, 0, tx], [0, sy, ty]] (F.affine_grid), built by broadcasting
-    base = (2 * torch.arange(size, device=x.device, dtype=torch.float32) + 1) / size - 1
-    gx = (sx.view(b, 1, 1) * base.view(1, 1, size) + tx.view(b, 1, 1)).expand(b, size, size)
-    gy = (sy.view(b, 1, 1) * base.view(1, size, 1) + ty.view(b, 1, 1)).expand(b, size, size)
-    grid = torch.stack((gx, gy), 3)
-    out = F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)
+    rows = resize_matrices(top, bh, height, size, mode).to(x.device)
+    cols = resize_matrices(left, bw, width, size, mode).to(x.device)
+    cols = torch.where(flip.to(x.device).view(b, 1, 1), cols.flip(1), cols)
+    out = torch.matmul(torch.matmul(rows.unsqueeze(1), x), cols.transpose(1, 2).unsqueeze(1))
     return out.clamp_(0, 1)
 
 

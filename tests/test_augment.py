@@ -98,11 +98,31 @@ def test_identity_crop_and_flip() -> None:
     torch.testing.assert_close(out[1], x[1].flip(2), atol=1e-5, rtol=0)
 
 
-def test_crop_picks_the_box() -> None:
-    x = torch.zeros(1, 3, 8, 8)
-    x[..., 2:, 2:] = 1.0  # white wherever the bicubic taps of the box [4, 8) reach
-    out = crop_resize_flip(x, torch.tensor([[4, 4, 4, 4]]), torch.tensor([False]), 8)
-    torch.testing.assert_close(out, torch.ones(1, 3, 8, 8), atol=1e-5, rtol=0)
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_crop_reads_only_the_pixels_inside_the_box(mode: str) -> None:
+    # a constant box in a random image: every output pixel, edges included, is the box's value
+    x = torch.rand(4, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    boxes = torch.tensor([[4, 4, 4, 4], [0, 10, 7, 5], [17, 0, 7, 9], [3, 2, 20, 21]])
+    for top, left, h, w in boxes.tolist():
+        x[:, :, top : top + h, left : left + w] = 0.25
+    out = crop_resize_flip(x, boxes, torch.tensor([False, True, False, True]), 16, mode)
+    torch.testing.assert_close(out, torch.full_like(out, 0.25), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("height,width,size", [(28, 28, 28), (32, 40, 24), (20, 20, 32)])
+def test_crop_equals_torchvision_resized_crop(mode: str, height: int, width: int, size: int) -> None:
+    g = torch.Generator().manual_seed(height + size)
+    x = torch.rand(32, 3, height, width, generator=g)
+    boxes = sample_crop_boxes(32, height, width, (0.08, 1.0), (3 / 4, 4 / 3), g)
+    flip = torch.rand(32, generator=g) < 0.5
+    out = crop_resize_flip(x, boxes, flip, size, mode)
+    interpolation = TF.InterpolationMode(mode)
+    want = torch.stack([
+        TF.resized_crop(x[i], *boxes[i].tolist(), [size, size], interpolation, antialias=False) for i in range(32)
+    ])
+    want = torch.where(flip.view(-1, 1, 1, 1), want.flip(3), want).clamp(0, 1)
+    torch.testing.assert_close(out, want, atol=1e-5, rtol=0)
 
 
 def test_crop_interpolation_reaches_the_resize() -> None:

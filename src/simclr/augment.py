@@ -161,8 +161,8 @@ def crop_resize_flip(
     centres, bilinear or bicubic, no antialiasing), as two batched matrix products per batch: only
     the pixels inside each box are read. (Sampling the whole image at the box's coordinates instead
     blends pixels from outside the box into its edge rows and columns: views with more context,
-    whose positives are easier; on Fashion-MNIST a trained network's NT-Xent on such views was
-    0.015 lower than on torchvision's, and linear top-1 about half a point lower, BENCHMARKS.md.)
+    whose positives are easier: on Fashion-MNIST a trained network's NT-Xent on such views was
+    0.015 lower than on torchvision's views of the same images, BENCHMARKS.md.)
     No antialiasing, so it is meant for crops at or above the output size; downscaling by large
     factors should happen before, as the folder loader does.
     """

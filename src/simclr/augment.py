@@ -127,7 +127,7 @@ def _cubic_weights(t: torch.Tensor, a: float = -0.75) -> torch.Tensor:
 
 def resize_matrices(
     start: torch.Tensor, length: torch.Tensor, in_size: int, out_size: int, mode: str,
-    device: torch.device | str = "cpu",
+    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """(B, out_size, in_size) matrices R with R[b] @ signal = the segment [start, start + length)
     of each signal resized to out_size, as torch's ``interpolate(align_corners=False)`` resizes
@@ -148,8 +148,8 @@ def resize_matrices(
         weights = _cubic_weights(u - i0)
     taps = torch.minimum(taps.clamp(min=0), length.view(b, 1, 1) - 1) + start.to(torch.float64).view(b, 1, 1)
     # the taps and weights are small (B, out, <= 4): only they travel; the matrices are built in place
-    matrix = torch.zeros(b, out_size, in_size, device=device)
-    return matrix.scatter_add_(2, taps.long().to(device), weights.float().to(device))
+    matrix = torch.zeros(b, out_size, in_size, device=device, dtype=dtype)
+    return matrix.scatter_add_(2, taps.long().to(device), weights.to(device=device, dtype=dtype))
 
 
 def crop_resize_flip(
@@ -168,8 +168,8 @@ def crop_resize_flip(
     """
     b, _, height, width = x.shape
     top, left, bh, bw = boxes.unbind(1)
-    rows = resize_matrices(top.cpu(), bh.cpu(), height, size, mode, x.device)
-    cols = resize_matrices(left.cpu(), bw.cpu(), width, size, mode, x.device)
+    rows = resize_matrices(top.cpu(), bh.cpu(), height, size, mode, x.device, x.dtype)
+    cols = resize_matrices(left.cpu(), bw.cpu(), width, size, mode, x.device, x.dtype)
     cols = torch.where(flip.to(x.device).view(b, 1, 1), cols.flip(1), cols)
     out = torch.matmul(torch.matmul(rows.unsqueeze(1), x), cols.transpose(1, 2).unsqueeze(1))
     return out.clamp_(0, 1)

@@ -51,13 +51,11 @@ def permutation_p(a: list[float], b: list[float], limit: int = 200_000) -> float
         return None
     observed = abs(statistics.fmean(a) - statistics.fmean(b))
     total, hits = sum(pooled), 0
-    splits = 0
     for idx in itertools.combinations(range(len(pooled)), k):
         s = sum(pooled[i] for i in idx)
         diff = abs(s / k - (total - s) / (len(pooled) - k))
         hits += diff >= observed - 1e-12
-        splits += 1
-    return hits / splits
+    return hits / math.comb(len(pooled), k)
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ import torch
 import torchvision.transforms.v2.functional as TF
 
 from simclr.augment import AugmentConfig, SimCLRAugment
-from simclr.cpu_memory import retain_freed_memory
 from simclr.data.reference import reference_transform
+from simclr.runtime import retain_freed_memory
 
 
 def main() -> None:

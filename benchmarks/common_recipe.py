@@ -11,7 +11,7 @@ Each configuration runs ``--steps`` steps in a fresh process, alternately, ``--r
 images/s is measured over the steps after the first ``--warmup`` (so start-up and worker spin-up are
 left out) and the medians are printed with their ratio.
 
-usage: python benchmarks/common_recipe.py [--steps 30] [--repeats 3]
+usage: python benchmarks/common_recipe.py [--steps 30] [--repeats 3] [--simclr-flags '--no-online-probe']
 """
 
 from __future__ import annotations
@@ -92,13 +92,13 @@ def run_common(steps: int, warmup: int) -> float:
     return json.loads(r.stdout.strip().splitlines()[-1])["images_per_s"]
 
 
-def run_simclr(steps: int, warmup: int, out: Path) -> float:
+def run_simclr(steps: int, warmup: int, out: Path, extra: tuple[str, ...] = ()) -> float:
     subprocess.run([sys.executable, "-m", "simclr", "pretrain", "--dataset", "fashion-mnist", "--data-dir", DATA,
                     "--out", str(out), "--arch", "resnet18", "--stem", "imagenet", "--image-size", "28",
                     "--batch-size", "256", "--max-steps", str(steps), "--epochs", "5", "--temperature", "0.5",
                     "--color-strength", "0.5", "--no-blur", "--optimizer", "sgd", "--base-lr", "0.06",
                     "--weight-decay", "5e-4", "--warmup-epochs", "0", "--precision", "fp32", "--device", "cpu",
-                    "--log-every", str(LOG_EVERY)], capture_output=True, check=True)
+                    "--log-every", str(LOG_EVERY), *extra], capture_output=True, check=True)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line]
     # images / time over the steps after warm-up, from the rates of the log intervals after it (each
     # interval is LOG_EVERY steps; a log step also computes the health signals, as in a real run)
@@ -111,6 +111,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--simclr-flags", default="", help="extra flags for simclr pretrain, e.g. '--no-online-probe'")
     args = p.parse_args()
     if args.steps % LOG_EVERY or args.warmup % LOG_EVERY or args.warmup >= args.steps:
         p.error(f"--steps and --warmup must be multiples of {LOG_EVERY}, with --warmup < --steps")
@@ -118,7 +119,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
             common.append(run_common(args.steps, args.warmup))
-            ours.append(run_simclr(args.steps, args.warmup, Path(tmp) / f"run{i}"))
+            ours.append(run_simclr(args.steps, args.warmup, Path(tmp) / f"run{i}", tuple(args.simclr_flags.split())))
             print(f"repeat {i}: common recipe {common[-1]:.1f} images/s | simclr {ours[-1]:.1f} images/s "
                   f"| ratio {ours[-1] / common[-1]:.2f}", flush=True)
     mo, mc = statistics.median(ours), statistics.median(common)

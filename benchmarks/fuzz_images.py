@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from simclr.data.folder import FolderImages, scan_folder
-from simclr.data.loaders import _center_resize, _pil_to_uint8
+from simclr.data.images import center_resize, pil_to_uint8
 from simclr.errors import SimCLRError
 
 
@@ -119,8 +119,8 @@ def main() -> None:
                 if paths:
                     images = FolderImages(root)
                     try:
-                        img, _ = images.get(0)
-                        _pil_to_uint8(_center_resize(img, 32))
+                        img, _ = images.load(0)
+                        pil_to_uint8(center_resize(img, 32))
                         decoded += 1
                     except SimCLRError:
                         skipped_decode += 1

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Issue #4 GPU check: one GPU, no network, synthetic data, under 5 minutes.
-# GPU augmentation vs CPU values, augmentation images/s, and bf16 training throughput of
-# resnet18 (CIFAR stem, 32 px) and resnet50 (224 px) against the card's measured bf16 matmul rate.
+# The one-GPU check: no network, synthetic data, under 5 minutes on one GPU (benchmarks/gpu_check.py
+# says what each section measures and excludes). Run it from anywhere; it uses this checkout's src/.
 #
-# usage: bash benchmarks/gpu_check.sh [OUT_DIR]     (writes OUT_DIR/gpu_check.json; default $OUT or .)
-# Record the printed figures in BENCHMARKS.md with the card's name and the date.
+# usage: bash benchmarks/gpu_check.sh [OUT_DIR]     (writes OUT_DIR/gpu_check.json after each section,
+#        and OUT_DIR/gpu_check.txt; default $OUT or .). Record the printed figures in BENCHMARKS.md with
+#        the card's name, the date and the commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-${OUT:-.}}
 mkdir -p "$OUT_DIR"
+command -v python3 >/dev/null || { echo "gpu_check: python3 is not on PATH" >&2; exit 2; }
+python3 -c "import torch, torchvision, yaml, tqdm, PIL" 2>/dev/null || {
+  echo "gpu_check: python3 lacks a dependency: pip install torch torchvision pyyaml tqdm pillow" >&2; exit 2; }
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-timeout 290 python benchmarks/gpu_check.py --device cuda --json "$OUT_DIR/gpu_check.json" | tee "$OUT_DIR/gpu_check.txt"
+timeout 290 python3 benchmarks/gpu_check.py --device cuda --json "$OUT_DIR/gpu_check.json" 2>&1 \
+  | tee "$OUT_DIR/gpu_check.txt"

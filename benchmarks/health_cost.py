@@ -1,4 +1,4 @@
-"""Cost of the health signals (``simclr.health.batch_health``) per log step, on the CPU.
+"""Cost of the health signals (``simclr.train.health.batch_health``) per log step, on the CPU.
 
 They run once per log step (every ``--log-every`` steps, 10 by default) on the batch's h (2N, D)
 and z (N, d) each: this prints the median time of one call for the shapes of common settings, to
@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from simclr.health import batch_health
+from simclr.train.health import batch_health
 
 SHAPES = {  # name: (N images per batch, dim h, dim z)
     "ResNet-18, batch 256 (issue #2 reference)": (256, 512, 128),

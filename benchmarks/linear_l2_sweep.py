@@ -2,7 +2,7 @@
 penalty chosen on the hold-out moves the test figure.
 
 For each run: features of the 60k train / 10k test images (cached as RUN/features.pt), then
-for each penalty (strongest first, warm-started as in simclr.evaluate): the hold-out
+for each penalty (strongest first, warm-started as in simclr.eval.linear): the hold-out
 cross-entropy (the selection signal) and top-1 of the converged fit on 90% of train, and the test
 top-1 of the refit on all of train.
 
@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from simclr import load_encoder
 from simclr.data.sources import load_images
-from simclr.evaluate import L2_GRID, _fit_logreg, extract_features, holdout_split, standardise, topk_accuracy
+from simclr.eval.features import extract_features
+from simclr.eval.linear import L2_GRID, fit_logreg, holdout_split, standardise, topk_accuracy
 
 
 def features(run: Path, data_dir: str) -> tuple[torch.Tensor, ...]:
@@ -49,11 +50,11 @@ def main() -> None:
         val, fit = holdout_split(len(xtr), seed=0)
         cells, prev = [], None
         for l2 in grid:
-            prev = _fit_logreg(xtr[fit], ytr[fit], 10, l2, 1000, init=prev)
+            prev = fit_logreg(xtr[fit], ytr[fit], 10, l2, 1000, init=prev)
             logits = xtr[val] @ prev[0] + prev[1]
             xent = float(F.cross_entropy(logits, ytr[val]))
             hold = topk_accuracy(logits, ytr[val], (1,))["top1"]
-            full = _fit_logreg(xtr, ytr, 10, l2, 1000, init=prev)
+            full = fit_logreg(xtr, ytr, 10, l2, 1000, init=prev)
             test = topk_accuracy(xte @ full[0] + full[1], yte, (1,))["top1"]
             cells.append(f"{xent:.4f} / {hold:.4f} / {test:.4f}")
         print(f"| {run.name} | " + " | ".join(cells) + " |", flush=True)

@@ -7,7 +7,7 @@ benchmark recipe. This script trains it with lightly's own modules (``SimCLRTran
 ``SimCLRProjectionHead``, ``NTXentLoss``) on torchvision's ``resnet18`` (ImageNet stem, fc removed),
 PIL images through a 2-worker DataLoader, the cosine stepped once per epoch as Lightning does, fp32;
 then extracts h from un-augmented images (ImageNet-normalised, as lightly's eval transform does)
-and runs ``simclr.evaluate.linear_eval`` and ``knn_eval`` on them: the very protocol our
+and runs ``simclr.eval.linear_eval`` and ``knn_eval`` on them: the very protocol our
 ``simclr linear-eval`` / ``simclr knn`` use. Several seeds then say how far one run of the other
 library's recipe is from its own median, on this machine.
 
@@ -32,7 +32,7 @@ from PIL import Image
 from torch import nn
 
 from simclr.data.sources import load_images
-from simclr.evaluate import extract_features, knn_eval, linear_eval
+from simclr.eval import extract_features, knn_eval, linear_eval
 
 DATA = os.environ.get("DATA_DIR", "/usr/share/datasets/fashion-mnist")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

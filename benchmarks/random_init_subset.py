@@ -12,10 +12,10 @@ import argparse
 
 import torch
 
-from simclr.checkpoint import load_encoder
 from simclr.data.sources import load_images
-from simclr.evaluate import extract_features, linear_eval
+from simclr.eval import extract_features, linear_eval
 from simclr.models.encoder import ResNet
+from simclr.models.weights import load_encoder
 
 
 def main() -> None:

@@ -14,9 +14,9 @@ import torch
 
 from simclr import Searcher, embed, load_encoder
 from simclr.data.sources import load_images
-from simclr.embedding import Embeddings
 from simclr.models.encoder import ResNet
-from simclr.search import precision_at_k
+from simclr.use.embeddings import Embeddings
+from simclr.use.search import precision_at_k
 
 
 def precision(gallery: torch.Tensor, gl: torch.Tensor, queries: torch.Tensor, ql: torch.Tensor) -> float:

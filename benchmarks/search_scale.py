@@ -18,8 +18,8 @@ import time
 import numpy as np
 import torch
 
-from simclr.embedding import Embeddings
-from simclr.search import Searcher
+from simclr.use.embeddings import Embeddings
+from simclr.use.search import Searcher
 
 
 def mixture(n: int, dim: int, centres: np.ndarray, rng: np.random.Generator, spread: float) -> np.ndarray:

@@ -2,9 +2,9 @@
 
 Part 1 times forward + backward of each 3x3 conv shape that ResNet-18 (ImageNet stem) meets at
 28 px with 2 x 256 views (layer3 at 2x2, the stride-2 conv into layer4, layer4 at 1x1), both ways.
-Part 2 times whole training steps (forward, NT-Xent, backward, SGD step; no augmentation) of that
-model with the dense form on or off and channels_last on or off. Configurations are interleaved
-so that machine noise hits all alike; medians are printed.
+Part 2 times whole real training steps (``TrainStep``: forward, NT-Xent, backward, guard, SGD step; on
+fixed views, no augmentation) of that model with the dense form on or off and channels_last on or off.
+Configurations are interleaved so that machine noise hits all alike; medians are printed.
 
 usage: python benchmarks/small_map_conv.py [--batch-size 256] [--repeats 5]
 """
@@ -17,11 +17,11 @@ import time
 
 import torch
 import torch.nn.functional as F
+from throughput import fake_fashion_mnist, reference_overrides
 
-from simclr.loss import nt_xent
-from simclr.models import build_model
+from simclr.data.loaders import ViewBatch
 from simclr.models import conv as conv_mod
-from simclr.optim import build_optimizer
+from simclr.train.setup import training_from
 
 SHAPES = [  # (in, out, kernel, stride, padding, side)
     (256, 256, 3, 1, 1, 2),
@@ -61,29 +61,20 @@ def main() -> None:
         a, b = statistics.median(times[False]) * 1e3, statistics.median(times[True]) * 1e3
         print(f"  {c}->{o} {k}x{k} stride {s} at {side}x{side}: conv {a:.1f}  dense {b:.1f}  speed-up {a / b:.2f}x")
 
-    print("\nwhole training step (ResNet-18, ImageNet stem, SGD), images/s:")
+    print("\nwhole training step (ResNet-18, ImageNet stem, SGD; the real TrainStep on fixed views), images/s:")
     x0 = torch.rand(n, 3, 28, 28)
+    views = ViewBatch(x0[: args.batch_size], x0[args.batch_size :], torch.zeros(args.batch_size, dtype=torch.long))
     real_use_dense = conv_mod.use_dense
     setups = {}
     for dense in (False, True):
         for cl in (False, True):
-            torch.manual_seed(0)
-            model = build_model("resnet18", 1.0, "imagenet", 28).train()
-            x = x0
-            if cl:
-                model = model.to(memory_format=torch.channels_last)
-                x = x0.contiguous(memory_format=torch.channels_last)
-            setups[(dense, cl)] = (model, build_optimizer("sgd", model, 0.06, 5e-4), x)
+            overrides = reference_overrides("fp32", args.batch_size, 28, cl, False, "cpu")
+            setups[(dense, cl)] = training_from(overrides, fake_fashion_mnist(args.batch_size))
 
     def step(dense: bool, cl: bool) -> None:
-        model, opt, x = setups[(dense, cl)]
         conv_mod.use_dense = real_use_dense if dense else (lambda x, conv: False)
         try:
-            _, z = model(x)
-            loss, _ = nt_xent(*z.float().chunk(2), 0.5)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            setups[(dense, cl)].step(views, 0)
         finally:
             conv_mod.use_dense = real_use_dense
 

@@ -1,8 +1,9 @@
 """Achieved GFLOP/s of the training step against this machine's matmul peak, and where time goes.
 
 For each model setting: counts the floating-point operations of one training step (forward +
-NT-Xent + backward, with torch.utils.flop_counter; a multiply-add counts as 2), times whole steps
-(augmentation + forward + loss + backward + SGD step), measures the fp32 matmul peak in the same
+NT-Xent + backward, with torch.utils.flop_counter; a multiply-add counts as 2), times whole real
+steps of ``simclr pretrain`` (the loader's augmented batch + ``TrainStep``: forward, loss, backward,
+finiteness guard, SGD step; ``simclr.train.setup``), measures the fp32 matmul peak in the same
 run (a large square matmul), and prints the achieved rate as a fraction of that peak. With
 ``--profile`` it also prints torch.profiler's table of the operators that take the step's time.
 
@@ -14,17 +15,16 @@ A setting is STEM:WIDTH[:ARCH], e.g. ``imagenet:1.0`` is the issue #2 reference 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
 import torch
+from throughput import Stepper, fake_fashion_mnist, reference_overrides
 from torch.utils.flop_counter import FlopCounterMode
 
-from simclr.augment import AugmentConfig, SimCLRAugment
-from simclr.cpu_memory import retain_freed_memory
-from simclr.loss import nt_xent
-from simclr.models import build_model
-from simclr.optim import build_optimizer
+from simclr.runtime import retain_freed_memory
+from simclr.train.setup import training_from
 
 
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
@@ -40,37 +40,25 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
 
 
 class Setting:
+    """One model setting's real training step (``simclr.train.setup.training_from``): the loader's batch
+    (augmentation included) and ``TrainStep``, on in-memory Fashion-MNIST-sized data."""
+
     def __init__(self, spec: str, batch: int, size: int) -> None:
         parts = spec.split(":")
-        self.stem, self.width = parts[0], float(parts[1])
-        self.arch = parts[2] if len(parts) > 2 else "resnet18"
+        stem, width = parts[0], float(parts[1])
+        arch = parts[2] if len(parts) > 2 else "resnet18"
         self.name = spec
-        torch.manual_seed(0)
-        self.model = build_model(self.arch, self.width, self.stem, size).train()
-        self.model = self.model.to(memory_format=torch.channels_last)
-        self.opt = build_optimizer("sgd", self.model, 0.06, 5e-4)
-        self.aug = SimCLRAugment(AugmentConfig(color_strength=0.5, blur=False), size)
-        self.images = torch.randint(0, 256, (batch, 1, 28, 28), dtype=torch.uint8)
-        self.g = torch.Generator().manual_seed(0)
-
-    def views(self) -> torch.Tensor:
-        x = torch.cat([self.aug(self.images, self.g), self.aug(self.images, self.g)])
-        return x.contiguous(memory_format=torch.channels_last)
-
-    def forward_backward(self, x: torch.Tensor) -> None:
-        _, z = self.model(x)
-        loss, _ = nt_xent(*z.chunk(2), 0.5)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-
-    def step(self) -> None:
-        self.forward_backward(self.views())
-        self.opt.step()
+        overrides = reference_overrides("fp32", batch, size, True, False, "cpu")
+        overrides.update({"model.stem": stem, "model.width_multiplier": width, "model.arch": arch})
+        self.training = training_from(overrides, fake_fashion_mnist(4 * batch))
+        self.model = self.training.model
+        self.step = Stepper(self.training)
 
     def flops(self) -> int:
-        x = self.views()
+        """FLOPs of one forward + NT-Xent + backward of the method (a multiply-add counts 2)."""
+        batch = next(self.training.loader.batches(0))
         with FlopCounterMode(display=False) as counter:
-            self.forward_backward(x)
+            self.training.method.training_step(batch).loss.backward()
         return counter.get_total_flops()
 
 
@@ -85,8 +73,9 @@ def main() -> None:
     p.add_argument("--retain-freed-memory", action=argparse.BooleanOptionalAction, default=True,
                    help="glibc keeps freed buffers for reuse, as simclr pretrain does on a CPU (default on)")
     args = p.parse_args()
-    if args.retain_freed_memory:
-        retain_freed_memory()
+    if not args.retain_freed_memory:  # simclr keeps freed memory on a CPU unless told not to
+        os.environ["SIMCLR_RETAIN_FREED_MEMORY"] = "0"
+    retain_freed_memory()
     settings = [Setting(s, args.batch_size, args.image_size) for s in args.settings]
     flops = {s.name: s.flops() for s in settings}
     for s in settings:

@@ -1,8 +1,12 @@
-"""End-to-end pretraining step throughput (augment + forward + NT-Xent + backward + step).
+"""End-to-end pretraining step throughput: the real step of ``simclr pretrain``, per precision.
 
-Times whole training steps of the issue #2 reference setting (ResNet-18, ImageNet stem,
-28 px, SGD) on in-memory Fashion-MNIST-sized data, for each precision, interleaved so that
-machine noise hits all of them alike; prints the median images/s per precision.
+Times whole steps of the issue #2 reference setting (ResNet-18, ImageNet stem, 28 px, SGD) exactly
+as a run takes them: the loader's batch (uint8 images to the device, the batched augmentation there)
+and ``TrainStep`` (forward, NT-Xent, backward, finiteness guard, optimiser step), built by
+``simclr.train.setup.training_from`` from the run's configuration, on in-memory Fashion-MNIST-sized
+data (random pixels: the speed does not depend on them). Precisions are interleaved so that machine
+noise hits all of them alike; prints the median images/s per precision. Excluded: the callbacks
+(metrics, checkpoints, monitors) and the one device read of each log step.
 
 usage: python benchmarks/throughput.py [--batch-size 256] [--steps 5] [--repeats 3]
        [--precisions fp32 bf16 fp32+compile] [--device cpu]
@@ -14,16 +18,49 @@ A setting ``PREC+compile`` runs the model through ``torch.compile`` (inductor), 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 
 import torch
 
-from simclr.augment import AugmentConfig, SimCLRAugment
-from simclr.loss import nt_xent
-from simclr.models import build_model
-from simclr.optim import build_optimizer
-from simclr.train import autocast_context
+from simclr.data.images import ArrayImages
+from simclr.train.setup import Training, training_from
+
+
+def reference_overrides(precision: str, batch: int, size: int, channels_last: bool, compile_: bool,
+                        device: str) -> dict:
+    return {
+        "data.dataset": "fashion-mnist", "data.image_size": size, "model.arch": "resnet18", "model.stem": "imagenet",
+        "augment.color_strength": 0.5, "augment.blur": False, "loss.temperature": 0.5, "optim.optimizer": "sgd",
+        "optim.base_lr": 0.06, "optim.weight_decay": 5e-4, "optim.warmup_epochs": 0.0, "train.batch_size": batch,
+        "train.epochs": 100, "train.precision": precision, "train.channels_last": channels_last,
+        "train.compile": compile_, "train.device": device,
+    }
+
+
+def fake_fashion_mnist(n: int) -> ArrayImages:
+    g = torch.Generator().manual_seed(0)
+    return ArrayImages(torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=g),
+                       torch.randint(0, 10, (n,), generator=g), [str(i) for i in range(10)])
+
+
+class Stepper:
+    """Whole steps of one training set-up, batch after batch, as the loop takes them."""
+
+    def __init__(self, training: Training) -> None:
+        self.training = training
+        self.batches = itertools.chain.from_iterable(training.loader.batches(e) for e in itertools.count())
+        self.step = 0
+
+    def __call__(self) -> None:
+        self.training.step(next(self.batches), self.step)
+        self.step += 1
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def main() -> None:
@@ -37,57 +74,37 @@ def main() -> None:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="channels_last model and input (the trainer's default)")
     args = p.parse_args()
-    device = torch.device(args.device)
-    images = torch.randint(0, 256, (args.batch_size, 1, 28, 28), dtype=torch.uint8, device=device)
-    aug = SimCLRAugment(AugmentConfig(color_strength=0.5, blur=False), args.image_size)
-    setups = {}
+    images = fake_fashion_mnist(4 * args.batch_size)
+    steppers = {}
     for setting in args.precisions:
-        torch.manual_seed(0)
-        model = build_model("resnet18", 1.0, "imagenet", args.image_size).to(device).train()
-        if args.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        opt = build_optimizer("sgd", model, 0.06, 5e-4)
-        run = torch.compile(model) if setting.endswith("+compile") else model
-        setups[setting] = (run, opt)
-    rates: dict[str, list[float]] = {prec: [] for prec in args.precisions}
-    g = torch.Generator().manual_seed(0)
-
-    def step(setting: str) -> None:
-        model, opt = setups[setting]
-        prec = setting.partition("+")[0]
-        x = torch.cat([aug(images, g), aug(images, g)])
-        if args.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast_context(prec, device):
-            _, z = model(x)
-        loss, _ = nt_xent(*z.float().chunk(2), 0.5)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    for prec in args.precisions:
+        prec, _, extra = setting.partition("+")
+        overrides = reference_overrides(prec, args.batch_size, args.image_size, args.channels_last,
+                                        extra == "compile", args.device)
+        steppers[setting] = Stepper(training_from(overrides, images))
+    device = next(iter(steppers.values())).training.device
+    rates: dict[str, list[float]] = {s: [] for s in args.precisions}
+    for setting, step in steppers.items():
         t0 = time.perf_counter()
-        step(prec)  # warm-up (and compilation)
-        step(prec)
-        print(f"{prec}: first two steps {time.perf_counter() - t0:.1f} s", flush=True)
+        step()  # warm-up (and compilation)
+        step()
+        sync(device)
+        print(f"{setting}: first two steps {time.perf_counter() - t0:.1f} s", flush=True)
     for _ in range(args.repeats):
-        for prec in args.precisions:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+        for setting, step in steppers.items():
+            sync(device)
             t0 = time.perf_counter()
             for _ in range(args.steps):
-                step(prec)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            rates[prec].append(args.steps * args.batch_size / (time.perf_counter() - t0))
+                step()
+            sync(device)
+            rates[setting].append(args.steps * args.batch_size / (time.perf_counter() - t0))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, "
           f"batch {args.batch_size}, {args.steps} steps x {args.repeats} repeats, "
           f"channels_last {args.channels_last}")
     base = statistics.median(rates[args.precisions[0]])
-    for prec in args.precisions:
-        med = statistics.median(rates[prec])
-        runs = ", ".join(f"{r:.1f}" for r in rates[prec])
-        print(f"{prec}: median {med:.1f} images/s ({runs}); ratio to {args.precisions[0]} {med / base:.3f}")
+    for setting in args.precisions:
+        med = statistics.median(rates[setting])
+        runs = ", ".join(f"{r:.1f}" for r in rates[setting])
+        print(f"{setting}: median {med:.1f} images/s ({runs}); ratio to {args.precisions[0]} {med / base:.3f}")
 
 
 if __name__ == "__main__":

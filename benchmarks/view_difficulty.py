@@ -22,12 +22,12 @@ import torch
 from PIL import Image
 
 from simclr.augment import SimCLRAugment
-from simclr.checkpoint import safe_load
 from simclr.config import PretrainConfig, apply_overrides, load_yaml
 from simclr.data.reference import reference_transform
 from simclr.data.sources import load_images
-from simclr.loss import nt_xent
-from simclr.train import _build
+from simclr.io import safe_load
+from simclr.losses import nt_xent
+from simclr.train.setup import build_network
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     cfg = PretrainConfig()
     apply_overrides(cfg, load_yaml(args.run / "config.yaml"), "config")
-    model = _build(cfg)
+    model = build_network(cfg)
     model.load_state_dict(safe_load(args.run / "checkpoint.pt")["model"])
     model.eval()
     size = cfg.data.image_size

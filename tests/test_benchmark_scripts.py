@@ -23,11 +23,23 @@ def test_gpu_check_runs_in_quick_mode_on_cpu(tmp_path: Path) -> None:
     aug = result["augmentation"]
     assert aug["max_abs_diff"] == 0.0  # CPU against CPU: the same draws give the same views
     assert aug["32px_images_per_s"] > 0 and aug["224px_images_per_s"] > 0
-    names = [r["setting"] for r in result["training_bf16"]]
+    names = [r["setting"] for r in result["model_step"]]
+    assert names == [r["setting"] for r in result["augmented_step"]]
     assert names == ["resnet18-cifar-16px-x0.25", "resnet50-imagenet-32px-x0.25"]
-    for r in result["training_bf16"]:
-        assert r["images_per_s"] > 0 and r["gflop_per_image"] > 0
+    for r in result["model_step"]:
+        assert r["images_per_s"] > 0 and r["gflop_per_image"] > 0 and r["host_syncs_per_step"] is None  # no CUDA
+    assert result["pretrain"]["images_per_s_median_late"] > 0 and "decoding" in result["pretrain"]["excludes"]
     assert "augmentation, device vs CPU values" in proc.stdout
+
+
+def test_gpu_check_says_what_is_missing(tmp_path: Path) -> None:
+    """Without the package on its path it stops with one line that says what to do."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-S", str(ROOT / "benchmarks" / "gpu_check.py"), "--quick"],
+                          capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().startswith("gpu_check: cannot import") and "PYTHONPATH=src" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_compare_runs_reads_both_result_layouts_and_tests_exactly(tmp_path: Path) -> None:

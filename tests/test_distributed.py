@@ -19,10 +19,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from simclr import distributed
-from simclr.data.sources import ArrayImages
-from simclr.evaluate import extract_features
-from simclr.loss import nt_xent
+from simclr.data.images import ArrayImages
+from simclr.eval.features import extract_features
+from simclr.losses import NTXentLoss, nt_xent
 from simclr.models import build_model
+from simclr.models.norm import GlobalBatchNorm, convert_global_bn
 
 N, SIZE, TAU = 8, 16, 0.5
 
@@ -56,7 +57,7 @@ def _rank_worker(rank: int, world: int, store: str, out_dir: str, gather: bool, 
     try:
         model = _model()
         if global_bn:
-            model = distributed.convert_global_bn(model)
+            model = convert_global_bn(model)
         ddp = distributed.wrap_ddp(model, torch.device("cpu"), sync_buffers=not global_bn)
         x1, x2 = _views()
         n = N // world
@@ -115,11 +116,78 @@ def test_without_global_bn_the_gradients_differ(tmp_path: Path) -> None:
 def test_gather_with_grad_and_global_bn_are_identity_in_one_process() -> None:
     x = torch.randn(4, 3, requires_grad=True)
     assert distributed.gather_with_grad(x) is x
-    bn = distributed.convert_global_bn(torch.nn.Sequential(torch.nn.BatchNorm1d(3)))
+    bn = convert_global_bn(torch.nn.Sequential(torch.nn.BatchNorm1d(3)))
     ref = torch.nn.BatchNorm1d(3)
-    assert isinstance(bn[0], distributed.GlobalBatchNorm)
+    assert isinstance(bn[0], GlobalBatchNorm)
     assert torch.allclose(bn(x), ref(x))
     assert torch.allclose(bn[0].running_var, ref.running_var)
+
+
+def _float64_worker(rank: int, world: int, store: str, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        model = _model().double()
+        model = convert_global_bn(model)
+        ddp = distributed.wrap_ddp(model, torch.device("cpu"), sync_buffers=False)
+        x1, x2 = (v.double() for v in _views())
+        n = N // world
+        local = slice(rank * n, (rank + 1) * n)
+        _, z = ddp(torch.cat([x1[local], x2[local]]))
+        loss = NTXentLoss(TAU)(*z.chunk(2))  # the module, with float64 embeddings
+        loss.backward()
+        out = {"loss": loss.detach(), **{f"grad.{k}": p.grad.clone() for k, p in model.named_parameters()}}
+        torch.save(out, Path(out_dir) / f"f64_{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_equal_one_process_in_float64(tmp_path: Path) -> None:
+    """NTXentLoss under torch.distributed keeps float64 (its -inf fill was float32: an index_put error)."""
+    model = _model().double()
+    x1, x2 = (v.double() for v in _views())
+    _, z = model(torch.cat([x1, x2]))
+    loss = NTXentLoss(TAU)(*z.chunk(2))
+    loss.backward()
+    mp.spawn(_float64_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    for r in range(2):
+        out = torch.load(tmp_path / f"f64_{r}.pt")
+        assert out["loss"].dtype == torch.float64 and _rel(out["loss"], loss.detach()) < 1e-12
+        for k, p in model.named_parameters():
+            assert out[f"grad.{k}"].dtype == torch.float64
+            assert _rel(out[f"grad.{k}"], p.grad) < 1e-9, k
+
+
+def _uneven_bn_worker(rank: int, world: int, store: str, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        bn = convert_global_bn(torch.nn.Sequential(torch.nn.BatchNorm1d(4)))[0].train()
+        x = torch.randn(8, 4, generator=torch.Generator().manual_seed(3)).double()
+        bn = bn.double()
+        rows = slice(0, 3) if rank == 0 else slice(3, 8)  # 3 and 5 rows: the ranks' batches differ
+        xi = x[rows].clone().requires_grad_()
+        y = bn(xi)
+        (y * torch.arange(1.0, 5.0, dtype=torch.float64)).sum().backward()
+        torch.save({"y": y.detach(), "gx": xi.grad, "mean": bn.running_mean, "var": bn.running_var},
+                   Path(out_dir) / f"bn{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_global_bn_with_batches_of_different_sizes(tmp_path: Path) -> None:
+    bn = torch.nn.BatchNorm1d(4).double().train()
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(3)).double().requires_grad_()
+    y = bn(x)
+    (y * torch.arange(1.0, 5.0, dtype=torch.float64)).sum().backward()
+    mp.spawn(_uneven_bn_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    parts = [torch.load(tmp_path / f"bn{r}.pt") for r in range(2)]
+    torch.testing.assert_close(torch.cat([p["y"] for p in parts]), y.detach())
+    torch.testing.assert_close(torch.cat([p["gx"] for p in parts]), x.grad)
+    for p in parts:
+        torch.testing.assert_close(p["mean"], bn.running_mean)
+        torch.testing.assert_close(p["var"], bn.running_var)
 
 
 def _features_worker(rank: int, world: int, store: str, out_dir: str) -> None:
@@ -218,7 +286,7 @@ def test_torchrun_batch_must_divide_among_ranks(tmp_path: Path) -> None:
     assert r.returncode != 0
     assert r.stderr.count("--batch-size 15 (the global batch) does not divide among 2 ranks") == 1
     # torchrun's agent prints its own ChildFailedError report; no simclr frame is in it
-    assert "SimCLRError" not in r.stderr and "simclr/train.py" not in r.stderr
+    assert "SimCLRError" not in r.stderr and "simclr/train/" not in r.stderr
 
 
 def test_torchrun_refuses_per_view_bn(tmp_path: Path) -> None:
@@ -230,9 +298,9 @@ def test_torchrun_refuses_per_view_bn(tmp_path: Path) -> None:
 
 FAILING = """
 import sys
-import simclr.train as train
+from simclr.data.loaders import PretrainLoader
 
-original = train.PretrainLoader.batches
+original = PretrainLoader.batches
 
 
 def batches(self, epoch, start=0):
@@ -242,7 +310,7 @@ def batches(self, epoch, start=0):
         yield batch
 
 
-train.PretrainLoader.batches = batches
+PretrainLoader.batches = batches
 from simclr.cli import main
 
 sys.exit(main(sys.argv[1:]))
@@ -270,9 +338,9 @@ def test_shard_range_covers_everything_once(world: int) -> None:
 
 
 def _chunk_worker(rank: int, world: int, store: str, out_dir: str) -> None:
-    from test_chunked import NoBatchStats
+    from helpers import NoBatchStats
 
-    from simclr.chunked import chunked_step
+    from simclr.train.chunked import chunked_step
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
@@ -283,7 +351,7 @@ def _chunk_worker(rank: int, world: int, store: str, out_dir: str) -> None:
         x1, x2 = _views()
         n = N // world
         local = slice(rank * n, (rank + 1) * n)
-        loss, _ = chunked_step(ddp, x1[local], x2[local], 3, TAU, no_sync=ddp.no_sync)  # chunks of 3 + 1
+        loss, _ = chunked_step(ddp, x1[local], x2[local], 3, NTXentLoss(TAU), no_sync=ddp.no_sync)  # chunks of 3 + 1
         torch.save({"loss": loss, **{k: p.grad.clone() for k, p in model.named_parameters()}},
                    Path(out_dir) / f"chunk{rank}.pt")
     finally:
@@ -291,7 +359,7 @@ def _chunk_worker(rank: int, world: int, store: str, out_dir: str) -> None:
 
 
 def test_two_ranks_in_chunks_equal_one_process_whole_batch(tmp_path: Path) -> None:
-    from test_chunked import NoBatchStats
+    from helpers import NoBatchStats
 
     torch.manual_seed(0)
     model = NoBatchStats()

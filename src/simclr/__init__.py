@@ -1,22 +1,23 @@
 """simclr: SimCLR contrastive self-supervised pretraining and evaluation in PyTorch."""
 
 from simclr.augment import AugmentConfig, SimCLRAugment
-from simclr.checkpoint import load_encoder
 from simclr.config import PretrainConfig
-from simclr.embedding import Embeddings, embed
 from simclr.errors import SimCLRError
-from simclr.evaluate import extract_features, knn_eval, linear_eval
-from simclr.loss import NTXentLoss, nt_xent
+from simclr.eval import extract_features, knn_eval, linear_eval
+from simclr.losses import NTXentLoss, nt_xent
 from simclr.models import ResNet, SimCLRModel, build_encoder, build_head, build_model
+from simclr.models.weights import load_encoder, load_head
 from simclr.optim import LARS, lr_at, scaled_lr
-from simclr.search import Searcher
-from simclr.train import pretrain
+from simclr.train import Callback, pretrain
+from simclr.use.embeddings import Embeddings, embed
+from simclr.use.search import Searcher
 
 __version__ = "0.1.0"
 
 __all__ = [
     "LARS",
     "AugmentConfig",
+    "Callback",
     "Embeddings",
     "NTXentLoss",
     "PretrainConfig",
@@ -33,6 +34,7 @@ __all__ = [
     "knn_eval",
     "linear_eval",
     "load_encoder",
+    "load_head",
     "lr_at",
     "nt_xent",
     "pretrain",

@@ -1,4 +1,4 @@
-"""torch.distributed plumbing: process groups from torchrun, gathers with gradients, global BN.
+"""torch.distributed plumbing: process groups from torchrun, gathers with gradients.
 
 A single process (no torchrun, or ``WORLD_SIZE=1``) never touches ``torch.distributed``: every
 helper here is the identity then. Under ``torchrun --nproc_per_node=K`` each process is one rank;
@@ -7,7 +7,7 @@ helper here is the identity then. Under ``torchrun --nproc_per_node=K`` each pro
 Gradient conventions: DistributedDataParallel *averages* parameter gradients over ranks. The
 collectives with gradients here therefore pass back the *sum* of every rank's gradient, and each
 rank's loss is scaled so that DDP's average is the gradient of the global loss (see
-``simclr.loss.nt_xent``).
+``simclr.losses.nt_xent``). Global BN (BatchNorm statistics over every rank) is in ``simclr.models.norm``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.autograd import Function
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from simclr.errors import SimCLRError
 
@@ -70,7 +69,7 @@ def init_from_env(device: str = "auto", backend: str | None = None, timeout_s: f
 
     Outside torchrun (WORLD_SIZE unset or 1) nothing is initialised. The backend is nccl when
     the device is a CUDA GPU, gloo otherwise, unless ``backend`` names one. On GPUs each rank
-    takes ``cuda:LOCAL_RANK``.
+    takes ``cuda:(LOCAL_RANK mod the visible GPUs)`` (``local_cuda_index``).
     """
     if dist.is_available() and dist.is_initialized():
         return context()
@@ -87,17 +86,24 @@ def init_from_env(device: str = "auto", backend: str | None = None, timeout_s: f
     if backend == "nccl" and not use_cuda:
         raise SimCLRError("--dist-backend nccl needs CUDA GPUs; on CPUs use gloo")
     if use_cuda:
-        torch.cuda.set_device(local_rank)
+        torch.cuda.set_device(local_cuda_index(local_rank))
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
     return context()
 
 
+def local_cuda_index(local_rank: int) -> int:
+    """The GPU of the rank with this LOCAL_RANK: its index modulo the visible GPUs (so a launch with
+    more ranks per machine than GPUs shares them instead of failing on a missing device)."""
+    return local_rank % max(1, torch.cuda.device_count())
+
+
 def rank_device(device: str, ctx: DistContext) -> str:
-    """The device string this rank trains on: ``cuda`` / ``auto`` become ``cuda:LOCAL_RANK``."""
+    """The device string this rank trains on: ``cuda`` / ``auto`` become ``cuda:LOCAL_RANK`` (modulo
+    the visible GPUs)."""
     if not ctx.enabled:
         return device
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
-        return f"cuda:{ctx.local_rank}"
+        return f"cuda:{local_cuda_index(ctx.local_rank)}"
     return device
 
 
@@ -266,89 +272,8 @@ def wrap_ddp(model: nn.Module, device: torch.device, sync_buffers: bool) -> nn.M
     return DistributedDataParallel(model, **kwargs)
 
 
-def global_batch_norm(bn: _BatchNorm, x: torch.Tensor) -> torch.Tensor:
-    """``bn``'s training-mode forward with statistics over the batch of every rank.
-
-    Works with any backend (gloo on CPUs included, where ``nn.SyncBatchNorm`` does not run):
-    per-channel sums and sums of squares are all-reduced *with gradients*, so autograd gives
-    the exact gradient of the global normalisation. Updates ``bn``'s running statistics with
-    the global mean and unbiased variance, as one process on the whole batch would.
-    """
-    dims = [0] if x.dim() == 2 else [0, *range(2, x.dim())]
-    xf = x.float()
-    count = torch.tensor([x.numel() / x.shape[1]], dtype=torch.float32, device=x.device)
-    stats = all_reduce_sum_with_grad(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count]))
-    c = bn.num_features
-    n = stats[-1]
-    mean = stats[:c] / n
-    var = (stats[c : 2 * c] / n - mean * mean).clamp_min(0)  # biased, as BN normalises
-    if bn.track_running_stats and bn.running_mean is not None and bn.running_var is not None:
-        with torch.no_grad():
-            bn.num_batches_tracked += 1  # type: ignore[operator]
-            m = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
-            bn.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-            bn.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1)), alpha=m)
-    shape = [1, c] + [1] * (x.dim() - 2)
-    scale = torch.rsqrt(var + bn.eps)
-    if bn.affine:
-        scale = scale * bn.weight
-    shift = -mean * scale
-    if bn.affine:
-        shift = shift + bn.bias
-    return (xf * scale.view(shape) + shift.view(shape)).to(x.dtype)
-
-
-class GlobalBatchNorm(_BatchNorm):
-    """A BatchNorm (1-D or 2-D input) whose training statistics span every rank.
-
-    What ``convert_global_bn`` puts in place of a plain ``nn.BatchNorm1d`` / ``nn.BatchNorm2d``;
-    same parameters and buffers, so state dicts move freely between the two. Outside training,
-    or in a single process, it is a plain BatchNorm.
-    """
-
-    def _check_input_dim(self, input: torch.Tensor) -> None:  # noqa: A002
-        if input.dim() not in (2, 4):
-            raise ValueError(f"expected a 2-D or 4-D input, got {input.dim()}-D")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input_dim(x)
-        if self.training and context().enabled:
-            return global_batch_norm(self, x)
-        return super().forward(x)
-
-
-def convert_global_bn(module: nn.Module) -> nn.Module:
-    """Every BatchNorm in ``module`` made global (in place where possible; returns the module).
-
-    simclr's own BN layers (``simclr.models.norm``) switch on their ``global_stats`` flag; plain
-    ``nn.BatchNorm1d`` / ``nn.BatchNorm2d`` are replaced by ``GlobalBatchNorm`` sharing their
-    parameters and buffers. This path serves GPUs (nccl) and CPUs (gloo) alike.
-    """
-    if hasattr(module, "global_stats"):
-        module.global_stats = True
-        return module
-    if type(module) in (nn.BatchNorm1d, nn.BatchNorm2d):
-        new = GlobalBatchNorm(
-            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
-        )
-        if module.affine:
-            new.weight, new.bias = module.weight, module.bias
-        new.running_mean, new.running_var = module.running_mean, module.running_var
-        new.num_batches_tracked = module.num_batches_tracked
-        new.train(module.training)
-        return new
-    if isinstance(module, _BatchNorm) and not isinstance(module, GlobalBatchNorm):
-        raise SimCLRError(
-            f"{type(module).__name__} is a BatchNorm that global BN cannot convert; use --no-global-bn"
-        )
-    for name, child in module.named_children():
-        setattr(module, name, convert_global_bn(child))
-    return module
-
-
 __all__ = [
     "DistContext",
-    "GlobalBatchNorm",
     "all_reduce_mean",
     "all_reduce_sum_with_grad",
     "any_rank",
@@ -356,11 +281,10 @@ __all__ = [
     "barrier",
     "broadcast_object",
     "context",
-    "convert_global_bn",
     "gather_rows",
     "gather_with_grad",
-    "global_batch_norm",
     "init_from_env",
+    "local_cuda_index",
     "main_first",
     "rank_device",
     "same_on_every_rank",

@@ -61,33 +61,43 @@ class LARS(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
+        """One LARS update of every parameter with a gradient, with ``torch._foreach_*`` ops: a few
+        multi-tensor kernels per group rather than several small ones per parameter, and no read of
+        any value back to the host (the trust ratios stay on the device)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, m = group["lr"], group["momentum"]
-            wd, eta = group["weight_decay"], group["trust_coefficient"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if not (group["exclude_1d"] and p.ndim <= 1):
-                    if wd != 0:
-                        g = g.add(p, alpha=wd)
-                    w_norm = torch.linalg.vector_norm(p)
-                    g_norm = torch.linalg.vector_norm(g)
-                    trust = torch.where(
-                        (w_norm > 0) & (g_norm > 0), eta * w_norm / g_norm, torch.ones_like(w_norm)
-                    )
-                    g = g * trust
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(p)
-                v = state["momentum_buffer"]
-                v.mul_(m).add_(g, alpha=lr)
-                p.sub_(v)
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                self._update(group, params)
         return loss
+
+    def _update(self, group: dict, params: list[torch.Tensor]) -> None:
+        lr, m = group["lr"], group["momentum"]
+        wd, eta = group["weight_decay"], group["trust_coefficient"]
+        adapted = [not (group["exclude_1d"] and p.ndim <= 1) for p in params]
+        grads: list[torch.Tensor] = [p.grad for p in params]  # type: ignore[misc]
+        ap = [p for p, a in zip(params, adapted, strict=True) if a]
+        if ap:
+            ag = [g for g, a in zip(grads, adapted, strict=True) if a]
+            if wd != 0:
+                ag = list(torch._foreach_add(ag, ap, alpha=wd))  # g + wd * w
+            w_norm = torch.stack(torch._foreach_norm(ap))
+            g_norm = torch.stack(torch._foreach_norm(ag))
+            trust = torch.where((w_norm > 0) & (g_norm > 0), eta * w_norm / g_norm, torch.ones_like(w_norm))
+            scaled = iter(torch._foreach_mul(ag, list(trust.unbind())))  # g * trust, one ratio per tensor
+            grads = [next(scaled) if a else g for g, a in zip(grads, adapted, strict=True)]
+        bufs = []
+        for p in params:
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(p)
+            bufs.append(state["momentum_buffer"])
+        torch._foreach_mul_(bufs, m)  # v <- m v + lr g
+        torch._foreach_add_(bufs, grads, alpha=lr)
+        torch._foreach_sub_(params, bufs)  # w <- w - v
 
 
 def param_groups(model: nn.Module, weight_decay: float, decay_1d: bool = False) -> list[dict]:

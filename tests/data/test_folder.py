@@ -70,12 +70,12 @@ def test_truncated_file_is_skipped_at_decode_time(tmp_path: Path) -> None:
     images = FolderImages(tmp_path)
     assert len(images) == 3  # the header scan cannot tell
     with pytest.warns(UserWarning, match="1.png"):
-        img, _ = images.get(1)
+        img, _ = images.load(1)
     # the next good image stands in, and the bad one is not retried
     assert np.array_equal(np.asarray(img), np.asarray(rgb(2, 64)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        images.get(1)
+        images.load(1)
 
 
 def test_modes_are_converted(tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ import torchvision.transforms.v2.functional as TF2
 from PIL import Image
 
 from simclr.augment import AugmentConfig, SimCLRAugment, crop_resize_flip, sample_crop_boxes, sample_jitter
+from simclr.data.images import ArrayImages
 from simclr.data.loaders import PretrainLoader
 from simclr.data.reference import ReferencePairs, reference_transform
-from simclr.data.sources import ArrayImages
 from simclr.errors import SimCLRError
 
 N = 20_000
@@ -149,14 +149,14 @@ def test_crop_resize_matches_torchvision_resized_crop(flip: bool, mode: str) -> 
 def test_reference_pairs_are_seeded_per_epoch_and_image() -> None:
     imgs = ArrayImages(torch.randint(0, 256, (6, 1, 16, 16), dtype=torch.uint8), torch.zeros(6, dtype=torch.long), [])
     pairs = ReferencePairs(imgs, AugmentConfig(color_strength=0.5, blur=False), 12, seed=0)
-    a1, a2 = pairs[3]
-    b1, b2 = pairs[3]
+    a1, a2, _ = pairs[3]
+    b1, b2, _ = pairs[3]
     assert a1.shape == (3, 12, 12) and a1.min() >= 0 and a1.max() <= 1
     assert torch.equal(a1, b1) and torch.equal(a2, b2)  # the same (epoch, index): the same views
     assert not torch.equal(a1, a2)  # two different views
     state = torch.get_rng_state()
     pairs.epoch = 1
-    c1, _ = pairs[3]
+    c1, _, _ = pairs[3]
     assert not torch.equal(a1, c1)
     assert torch.equal(state, torch.get_rng_state())  # the caller's generator is untouched
 
@@ -168,7 +168,7 @@ def test_workers_loader_yields_views_and_rejects_variants() -> None:
                             workers=0, augment_on="workers")
     batches = list(loader.batches(0))
     assert len(batches) == 2
-    v1, v2 = batches[0]
+    v1, v2, _ = batches[0]
     assert v1.shape == v2.shape == (8, 3, 16, 16)
     again = list(loader.batches(0, start=1))
     assert torch.equal(again[0][0], batches[1][0])  # mid-epoch resume sees the same views

@@ -96,12 +96,12 @@ def test_unknown_names() -> None:
 def test_zero_init_residual_option_reaches_the_encoder() -> None:
     from simclr import PretrainConfig
     from simclr.config import apply_overrides, resolve
-    from simclr.train import _build
+    from simclr.train.setup import build_network
 
     for flag in (True, False):
         cfg = PretrainConfig()
         apply_overrides(cfg, {"model.zero_init_residual": flag, "model.width_multiplier": WIDTH}, "test")
-        model = _build(resolve(cfg))
+        model = build_network(resolve(cfg))
         gammas = [blk.bn2.weight for blk in model.encoder.modules() if isinstance(blk, BasicBlock)]
         assert all(bool((g == (0.0 if flag else 1.0)).all()) for g in gammas)
 

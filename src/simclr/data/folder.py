@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +55,7 @@ def load_rgb(path: str) -> Image.Image:
         return to_rgb(img)
 
 
-def _header_ok(path: Path) -> str | None:
+def header_ok(path: Path) -> str | None:
     """None if ``path`` looks like a readable image, else why not."""
     try:
         if path.stat().st_size == 0:
@@ -85,7 +85,7 @@ def scan_folder(root: str | os.PathLike) -> tuple[list[str], list[int], list[str
                 candidates.append(Path(dirpath) / name)
     good: list[Path] = []
     for p in candidates:
-        why = _header_ok(p)
+        why = header_ok(p)
         if why is None:
             good.append(p)
         else:
@@ -106,7 +106,7 @@ def scan_folder(root: str | os.PathLike) -> tuple[list[str], list[int], list[str
 
 
 class FolderImages:
-    """Indexable images of a folder: ``get(i) -> (PIL RGB image, label, index used)``."""
+    """The images of a folder (an ``Images``): ``load(i) -> (PIL RGB image, label)``."""
 
     def __init__(self, root: str | os.PathLike, limit: int | None = None) -> None:
         paths, labels, classes = scan_folder(root)
@@ -121,15 +121,25 @@ class FolderImages:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def subset(self, indices: list[int]) -> FolderImages:
-        """The images at ``indices``, in that order."""
-        out = FolderImages.__new__(FolderImages)
-        out.root, out.classes, out._bad = self.root, self.classes, set()
-        out.paths = [self.paths[i] for i in indices]
-        out.labels = self.labels[indices] if indices else self.labels[:0]
+    @classmethod
+    def from_paths(cls, paths: Sequence[str], root: str | os.PathLike = "", labels: Sequence[int] | None = None,
+                   classes: Sequence[str] = ()) -> FolderImages:
+        """Images at given paths (already checked), unlabelled unless ``labels`` are given."""
+        out = cls.__new__(cls)
+        out.root, out.classes, out._bad = str(root), list(classes), set()
+        out.paths = list(paths)
+        out.labels = torch.tensor(list(labels) if labels is not None else [-1] * len(out.paths), dtype=torch.long)
         return out
 
-    def get(self, index: int) -> tuple[Image.Image, int]:
+    def subset(self, indices: Sequence[int]) -> FolderImages:
+        """The images at ``indices``, in that order."""
+        indices = list(indices)
+        return FolderImages.from_paths([self.paths[i] for i in indices], self.root,
+                                       self.labels[indices].tolist() if indices else [], self.classes)
+
+    def load(self, index: int) -> tuple[Image.Image, int]:
+        """Image ``index`` (RGB) and its label; a file that fails to decode is named in a warning and
+        replaced by the next good one."""
         n = len(self.paths)
         for k in range(n):
             i = (index + k) % n

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -24,19 +25,33 @@ from torch.utils.data import DataLoader, Dataset
 
 from simclr.augment import AugmentConfig, SimCLRAugment, sample_crop_boxes
 from simclr.data.folder import FolderImages
+from simclr.data.images import ArrayImages, Images, center_resize, pil_to_uint8
 from simclr.data.reference import ReferencePairs
 from simclr.data.seeds import mix_seed
-from simclr.data.sources import ArrayImages, Images
 
 
-def _pil_to_uint8(img: Image.Image) -> torch.Tensor:
-    return torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(
-        img.size[1], img.size[0], 3
-    ).permute(2, 0, 1)
+class ViewBatch(NamedTuple):
+    """One pretraining batch on the training device: two views (B, 3, S, S) in [0, 1] of the same
+    B images, and their labels (B,) (-1 = unknown; pretraining ignores them, monitors use them)."""
+
+    view1: torch.Tensor
+    view2: torch.Tensor
+    labels: torch.Tensor
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device``: on CUDA from pinned memory without blocking the host (the copy queues
+    behind the work already queued, and the host goes on preparing the next batch)."""
+    if device.type == "cuda":
+        if not x.is_pinned():
+            x = x.pin_memory()
+        return x.to(device, non_blocking=True)
+    return x.to(device)
 
 
 class _FolderPairs(Dataset):
-    """Two random resized crops (uint8, S x S) of each folder image, seeded per (epoch, index)."""
+    """Two random resized crops (uint8, S x S) of each folder image, seeded per (epoch, index), and
+    its label."""
 
     def __init__(self, images: FolderImages, cfg: AugmentConfig, size: int, seed: int) -> None:
         self.images, self.cfg, self.size, self.seed = images, cfg, size, seed
@@ -45,8 +60,8 @@ class _FolderPairs(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        img, _ = self.images.get(index)
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        img, label = self.images.load(index)
         g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, index))
         w, h = img.size
         views = []
@@ -54,21 +69,11 @@ class _FolderPairs(Dataset):
             boxes = sample_crop_boxes(2, h, w, self.cfg.crop_scale, self.cfg.crop_ratio, g)
             for top, left, bh, bw in boxes.tolist():
                 crop = img.crop((left, top, left + bw, top + bh))
-                views.append(_pil_to_uint8(crop.resize((self.size, self.size), Image.BICUBIC)))
+                views.append(pil_to_uint8(crop.resize((self.size, self.size), Image.BICUBIC)))
         else:
-            one = _pil_to_uint8(_center_resize(img, self.size))
+            one = pil_to_uint8(center_resize(img, self.size))
             views = [one, one]
-        return views[0], views[1]
-
-
-def _center_resize(img: Image.Image, size: int) -> Image.Image:
-    """Resize the shorter side to ``size`` (antialiased), then centre-crop size x size."""
-    w, h = img.size
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    img = img.resize((nw, nh), Image.BICUBIC)
-    left, top = (nw - size) // 2, (nh - size) // 2
-    return img.crop((left, top, left + size, top + size))
+        return views[0], views[1], label
 
 
 class _FolderEval(Dataset):
@@ -79,12 +84,12 @@ class _FolderEval(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        img, label = self.images.get(index)
-        return _pil_to_uint8(_center_resize(img, self.size)), label
+        img, label = self.images.load(index)
+        return pil_to_uint8(center_resize(img, self.size)), label
 
 
 class PretrainLoader:
-    """Yields ``(view1, view2)`` float batches (B, 3, S, S) in [0, 1] on ``device``.
+    """Yields ``ViewBatch(view1, view2, labels)``: float views (B, 3, S, S) in [0, 1] on ``device``.
 
     ``batches(epoch, start=k)`` skips the first k batches of the epoch (mid-epoch resume).
     Incomplete last batches are dropped (NT-Xent compares within a batch).
@@ -134,7 +139,7 @@ class PretrainLoader:
         g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, 1))
         return torch.randperm(len(self.images), generator=g)
 
-    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, epoch: int, start: int = 0) -> Iterator[ViewBatch]:
         order = self._order(epoch)
         n_batches = len(self)
         if start >= n_batches:
@@ -143,8 +148,9 @@ class PretrainLoader:
             assert isinstance(self.images, ArrayImages)
             for b in range(start, n_batches):
                 idx = order[self._rows(b)]
-                x = self.images.images[idx].to(self.device, non_blocking=True)
-                yield self._views(torch.cat([x, x]), epoch, b)
+                x = to_device(self.images.images[idx], self.device)
+                labels = to_device(self.images.labels[idx], self.device)
+                yield self._views(torch.cat([x, x]), labels, epoch, b)
             return
         self._pairs.epoch = epoch  # type: ignore[attr-defined]
         sampler = torch.cat([order[self._rows(b)] for b in range(start, n_batches)]).tolist()
@@ -157,24 +163,40 @@ class PretrainLoader:
             drop_last=True,
             persistent_workers=False,
         )
-        for b, (v1, v2) in enumerate(loader, start=start):
+        for b, (v1, v2, labels) in enumerate(loader, start=start):
+            # each view copied on its own (from pinned memory on CUDA) and joined on the device
+            v1, v2, labels = (to_device(t, self.device) for t in (v1, v2, labels))
             if self.augment is None:  # finished views from the workers
-                yield v1.to(self.device, non_blocking=True), v2.to(self.device, non_blocking=True)
+                yield ViewBatch(v1, v2, labels)
                 continue
-            x = torch.cat([v1, v2]).to(self.device, non_blocking=True)
-            yield self._views(x, epoch, b)
+            yield self._views(torch.cat([v1, v2]), labels, epoch, b)
 
     def _rows(self, b: int) -> slice:
         """This rank's positions in the epoch order for global batch ``b``."""
         first = b * self.batch_size + self.rank * self.local_batch
         return slice(first, first + self.local_batch)
 
-    def _views(self, x: torch.Tensor, epoch: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _views(self, x: torch.Tensor, labels: torch.Tensor, epoch: int, b: int) -> ViewBatch:
         key = (self.seed, epoch, b, 2) if self.world_size == 1 else (self.seed, epoch, b, 2, self.rank)
         g = torch.Generator().manual_seed(mix_seed(*key))
         assert self.augment is not None
-        views = self.augment(x, g)
-        return views.chunk(2)
+        v1, v2 = self.augment(x, g).chunk(2)
+        return ViewBatch(v1, v2, labels)
+
+
+def as_float_batch(x: torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """Images as the encoder takes them: floats (B, 3, S, S) in [0, 1] of the default dtype, from uint8
+    or float (B, C, H, W) or (C, H, W), C = 1 or 3; resized to ``size`` (bilinear, antialiased) when given
+    and different."""
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    dtype = torch.get_default_dtype()  # float32, unless a caller (a float64 test) chose otherwise
+    x = x.to(dtype).div_(255) if x.dtype == torch.uint8 else x.to(dtype)
+    if size is not None and (x.shape[-1] != size or x.shape[-2] != size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return x
 
 
 def eval_batches(
@@ -183,13 +205,11 @@ def eval_batches(
     """Un-augmented float images (B, 3, S, S) in [0, 1] on ``device`` and their labels."""
     if isinstance(images, ArrayImages):
         for i in range(0, len(images), batch_size):
-            x = images.images[i : i + batch_size].to(device).float().div_(255)
-            if x.shape[-1] != size or x.shape[-2] != size:
-                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
-            if x.shape[1] == 1:
-                x = x.expand(-1, 3, -1, -1)
-            yield x, images.labels[i : i + batch_size]
+            x = to_device(images.images[i : i + batch_size], device)
+            yield as_float_batch(x, size), images.labels[i : i + batch_size]
         return
-    loader = DataLoader(_FolderEval(images, size), batch_size=batch_size, num_workers=workers)
+    assert isinstance(images, FolderImages)
+    loader = DataLoader(_FolderEval(images, size), batch_size=batch_size, num_workers=workers,
+                        pin_memory=device.type == "cuda")
     for x, y in loader:
-        yield x.to(device).float().div_(255), y
+        yield as_float_batch(to_device(x, device)), y

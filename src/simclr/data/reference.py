@@ -14,15 +14,12 @@ of workers or on which worker handles which image, and the caller's generator is
 from __future__ import annotations
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms as T
-from torchvision.transforms import functional as TF
 
 from simclr.augment import AugmentConfig, blur_kernel_size
-from simclr.data.folder import FolderImages
+from simclr.data.images import Images
 from simclr.data.seeds import mix_seed
-from simclr.data.sources import ArrayImages, Images
 from simclr.errors import SimCLRError
 
 
@@ -52,15 +49,9 @@ def reference_transform(cfg: AugmentConfig, size: int) -> T.Compose:
     return T.Compose(ops)
 
 
-def _pil(images: Images, index: int) -> Image.Image:
-    if isinstance(images, FolderImages):
-        return images.get(index)[0]
-    assert isinstance(images, ArrayImages)
-    return TF.to_pil_image(images.images[index]).convert("RGB")
-
-
 class ReferencePairs(Dataset):
-    """Two torchvision-augmented views (float, 3 x S x S) of each image, seeded per (epoch, index)."""
+    """Two torchvision-augmented views (float, 3 x S x S) of each image, seeded per (epoch, index),
+    and its label."""
 
     def __init__(self, images: Images, cfg: AugmentConfig, size: int, seed: int, rank: int = 0) -> None:
         self.images, self.seed, self.rank = images, seed, rank
@@ -70,8 +61,8 @@ class ReferencePairs(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        img = _pil(self.images, index)
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        img, label = self.images.load(index)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(mix_seed(self.seed, self.epoch, index, 3, self.rank))
-            return self.transform(img), self.transform(img)
+            return self.transform(img), self.transform(img), label

@@ -1,8 +1,8 @@
-"""Where images come from: the dataset registry.
+"""Where images come from: the dataset registry and its per-dataset defaults.
 
-Every dataset is either an :class:`ArrayImages` (uint8 images held in memory: synthetic,
-CIFAR, STL-10, MNIST family) or a :class:`~simclr.data.folder.FolderImages` (decoded from
-files by loader workers). ``load_images(name, split, ...)`` returns one of them.
+``load_images(name, split, ...)`` returns an ``Images`` (``simclr.data.images``): an
+:class:`~simclr.data.images.ArrayImages` held in memory (synthetic, CIFAR, STL-10, MNIST family)
+or a :class:`~simclr.data.folder.FolderImages` (decoded from files by loader workers).
 """
 
 from __future__ import annotations
@@ -18,19 +18,8 @@ import torch
 
 from simclr.data import synthetic
 from simclr.data.folder import FolderImages
+from simclr.data.images import ArrayImages, Images
 from simclr.errors import SimCLRError
-
-
-@dataclass
-class ArrayImages:
-    """In-memory images (N, C, H, W) uint8 with C in {1, 3}, and labels (N,) (-1 = unknown)."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    classes: list[str]
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
 
 
 @dataclass(frozen=True)
@@ -61,13 +50,9 @@ DATASETS: dict[str, DatasetDefaults] = {
     "folder": DatasetDefaults(224, 0.1, 1.0),
 }
 
-Images = ArrayImages | FolderImages
-
 
 def _limit(images: ArrayImages, limit: int | None) -> ArrayImages:
-    if limit is None:
-        return images
-    return ArrayImages(images.images[:limit], images.labels[:limit], images.classes)
+    return images if limit is None else images.subset(slice(0, limit))
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -163,7 +148,7 @@ def load_images(
             # No train/ and test/ subfolders: every 5th image is held out for evaluation.
             keep = [i for i in range(len(images)) if (i % 5 == 4) == (split == "test")]
             images = images.subset(keep)
-        return images.subset(list(range(min(len(images), limit)))) if limit else images
+        return images.subset(range(min(len(images), limit))) if limit else images
     if name in ("mnist", "fashion-mnist"):
         return _limit(_mnist_family(name, "test" if split == "test" else "train", data_dir), limit)
     import torchvision.datasets as tvd

@@ -11,24 +11,12 @@ torchvision-based implementations' heads.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from simclr.errors import SimCLRError
-from simclr.models.norm import BatchNorm1d
+from simclr.models.norm import BatchNorm1d, BatchNorm1dNoBeta
 
 HEADS = ("mlp", "linear", "none")
-
-
-class BatchNorm1dNoBeta(BatchNorm1d):
-    """BN with a learnable scale (gamma) and no shift (beta): TF's ``center=False``."""
-
-    def __init__(self, num_features: int) -> None:
-        super().__init__(num_features, eps=1e-5, momentum=0.1, affine=False)
-        self.weight_g = nn.Parameter(torch.ones(num_features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x) * self.weight_g
 
 
 def build_head(

@@ -1,0 +1,75 @@
+"""``simclr linear-eval`` and ``simclr knn``: the evaluation protocols on a trained run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def _add_eval(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    # --run-dir: the same, for torchrun, whose parser takes --run for an abbreviation of its --run-path
+    p.add_argument("--run", "--run-dir", dest="run", required=True, help="a run directory or an encoder.pt")
+    p.add_argument("--dataset", help="dataset to evaluate on (default: the run's)")
+    p.add_argument("--data-dir", help="where the dataset lives (default: the run's)")
+    p.add_argument("--limit", type=int, help="use only the first N train images (and N/5 test)")
+    p.add_argument("--image-size", type=int, help="input size (default: the run's)")
+    p.add_argument("--random-init", action="store_true", help="same architecture, untrained: the baseline")
+    p.add_argument("--batch-size", type=int, default=256, help="feature extraction batch (default 256)")
+    p.add_argument("--workers", type=int, default=2, help="loader workers for folder datasets")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="feature extraction precision")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random-init weights")
+    p.add_argument("--out", help="write the result as JSON here")
+    return p
+
+
+def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
+    _add_eval(sub, "linear-eval", "linear evaluation: logistic regression on frozen features h")
+    knn = _add_eval(sub, "knn", "weighted kNN on frozen features h (cosine similarity)")
+    knn.add_argument("--k", type=int, default=200, help="neighbours (default 200)")
+    knn.add_argument("--knn-temperature", type=float, default=0.1, help="vote weight exp(sim/t) (default 0.1)")
+    return {"linear-eval": linear_eval_command, "knn": knn_command}
+
+
+def _feature_args(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(dataset=args.dataset, data_dir=args.data_dir, limit=args.limit, image_size=args.image_size,
+                random_init=args.random_init, batch_size=args.batch_size, workers=args.workers,
+                device=args.device, precision=args.precision)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _write_result(result: dict[str, Any] | None, args: argparse.Namespace, kind: str) -> int:
+    if result is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return 0
+    line = f"{kind}{' (random init)' if args.random_init else ''}: " + " ".join(
+        f"{k} {v:.4f}" for k, v in result.items() if k.startswith("top")
+    )
+    print(line)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def linear_eval_command(args: argparse.Namespace) -> int:
+    from simclr.eval.protocol import evaluate_linear
+
+    return _write_result(evaluate_linear(args.run, seed=args.seed, log=_log, **_feature_args(args)), args,
+                         "linear-eval")
+
+
+def knn_command(args: argparse.Namespace) -> int:
+    from simclr.eval.protocol import evaluate_knn
+
+    result = evaluate_knn(args.run, k=args.k, temperature=args.knn_temperature, seed=args.seed, log=_log,
+                          **_feature_args(args))
+    return _write_result(result, args, "knn")

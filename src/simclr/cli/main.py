@@ -1,0 +1,59 @@
+"""``simclr <command>``: thin argparse -> config -> call.
+
+Commands, by module: ``pretrain``, ``presets`` (``cli.pretrain``); ``linear-eval``, ``knn``
+(``cli.evaluate``); ``embed``, ``search``, ``export`` (``cli.use``); ``preview-augment``, ``plot``,
+``visualize`` (``cli.pictures``). Errors the user can fix are printed as one ``error: ...`` line with
+exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable
+
+from simclr import distributed
+from simclr.cli import evaluate, pictures, pretrain, use
+from simclr.errors import SimCLRError
+
+COMMAND_GROUPS = (pretrain, evaluate, use, pictures)
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+    """The parser of every command, and each command's function."""
+    parser = argparse.ArgumentParser(prog="simclr", description="SimCLR pretraining and evaluation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {}
+    for group in COMMAND_GROUPS:
+        commands.update(group.add_commands(sub))
+    return parser, commands
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202, ARG001
+    return f"warning: {message}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, commands = build_parser()
+    args = parser.parse_args(argv)
+    warnings.formatwarning = _warning_line  # one plain line per warning
+    try:
+        return commands[args.command](args)
+    except OSError as e:  # a file the command needed to read or write: one line, no traceback
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+    except SimCLRError as e:
+        world = distributed.context()
+        if world.is_main:
+            print(f"error: {e}", file=sys.stderr)
+        elif not getattr(e, "on_every_rank", False):
+            print(f"error (rank {world.rank}): {e}", file=sys.stderr)
+        return 2
+    finally:
+        distributed.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

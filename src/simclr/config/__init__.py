@@ -1,0 +1,22 @@
+"""Run configuration: the dataclasses (``schema``), where values come from (``files``: presets, YAML,
+overrides) and how "auto" values are filled and every value checked (``resolve``)."""
+
+from simclr.config.files import apply_overrides, load_preset, load_yaml, preset_names, suggest
+from simclr.config.resolve import BN_VIEWS, resolve, validate
+from simclr.config.schema import (
+    AugmentSection,
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    MonitorConfig,
+    OptimConfig,
+    PretrainConfig,
+    TrainConfig,
+    sections,
+)
+
+__all__ = [
+    "BN_VIEWS", "AugmentSection", "DataConfig", "LossConfig", "ModelConfig", "MonitorConfig", "OptimConfig",
+    "PretrainConfig", "TrainConfig", "apply_overrides", "load_preset", "load_yaml", "preset_names", "resolve",
+    "sections", "suggest", "validate",
+]

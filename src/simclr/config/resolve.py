@@ -1,0 +1,106 @@
+"""Filling the "auto" values of a configuration from the dataset's defaults, and validating every option
+before any work starts (type, range, choice, and combinations that cannot run)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from simclr.augment import CROP_INTERPOLATIONS
+from simclr.config.files import suggest
+from simclr.config.schema import PretrainConfig
+from simclr.data.sources import DATASETS
+from simclr.errors import SimCLRError
+from simclr.models.encoder import ARCHS, INPUT_NORMS, STEMS
+from simclr.models.heads import HEADS
+from simclr.optim import DEFAULT_BASE_LR, LR_SCHEDULES, OPTIMIZERS
+from simclr.runtime import PRECISIONS
+
+BN_VIEWS = ("joint", "per-view")
+
+
+def _check_choice(value: Any, options: tuple[str, ...] | list[str], flag: str) -> None:
+    if value not in options:
+        hint = suggest(str(value), list(options))
+        raise SimCLRError(f"{flag} {value!r} is not valid{hint}: choose one of {', '.join(options)}")
+
+
+def resolve(cfg: PretrainConfig) -> PretrainConfig:
+    """Fill the "auto" values from the dataset's defaults and validate every option."""
+    d, a, lo, o, t = cfg.data, cfg.augment, cfg.loss, cfg.optim, cfg.train
+    _check_choice(d.dataset, list(DATASETS), "--dataset")
+    defaults = DATASETS[d.dataset]
+    if d.image_size is None:
+        d.image_size = defaults.image_size
+    if a.color_strength is None:
+        a.color_strength = defaults.color_strength
+    if a.crop_scale is None:
+        a.crop_scale = defaults.crop_scale or (0.08, 1.0)
+    if cfg.model.stem == "auto" and defaults.stem is not None:
+        cfg.model.stem = defaults.stem
+    if a.blur is None:
+        a.blur = d.image_size > 32
+    if lo.temperature is None:
+        lo.temperature = defaults.temperature
+    if o.base_lr is None:
+        o.base_lr = DEFAULT_BASE_LR.get(o.optimizer, 0.3)
+    if o.warmup_epochs is None:
+        o.warmup_epochs = min(10.0, 0.1 * t.epochs)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: PretrainConfig) -> None:
+    d, m, a, lo, o, t, mo = cfg.data, cfg.model, cfg.augment, cfg.loss, cfg.optim, cfg.train, cfg.monitor
+    _check_choice(m.arch, list(ARCHS), "--arch")
+    _check_choice(m.stem, ("auto", *STEMS), "--stem")
+    _check_choice(m.input_norm, list(INPUT_NORMS), "--input-norm")
+    _check_choice(m.head, HEADS, "--head")
+    _check_choice(o.optimizer, OPTIMIZERS, "--optimizer")
+    _check_choice(o.lr_scaling, ("linear", "sqrt"), "--lr-scaling")
+    _check_choice(o.lr_schedule, LR_SCHEDULES, "--lr-schedule")
+    _check_choice(t.bn_views, BN_VIEWS, "--bn-views")
+    _check_choice(a.crop_interpolation, CROP_INTERPOLATIONS, "--crop-interpolation")
+    _check_choice(t.precision, PRECISIONS, "--precision")
+    _check_choice(a.on, ("device", "workers"), "--augment-on")
+    if a.on == "workers" and (a.brightness != "multiplicative" or a.contrast != "gray-mean"):
+        raise SimCLRError(
+            "--augment-on workers uses torchvision's colour ops: brightness 'multiplicative' and contrast "
+            "'gray-mean' only; use --augment-on device for the other variants"
+        )
+    if t.dist_backend is not None:
+        _check_choice(t.dist_backend, ("gloo", "nccl"), "--dist-backend")
+    checks = [
+        (d.image_size is not None and d.image_size >= 8, f"--image-size must be >= 8, got {d.image_size}"),
+        (d.workers >= 0, f"--workers must be >= 0, got {d.workers}"),
+        (m.width_multiplier > 0, f"--width-multiplier must be > 0, got {m.width_multiplier}"),
+        (m.proj_dim >= 1, f"--proj-dim must be >= 1, got {m.proj_dim}"),
+        (m.head_layers >= 1, f"--head-layers must be >= 1, got {m.head_layers}"),
+        (lo.temperature is not None and lo.temperature > 0, f"--temperature must be > 0, got {lo.temperature}"),
+        (o.lr is None or (o.lr > 0 and math.isfinite(o.lr)), f"--lr must be > 0, got {o.lr}"),
+        (o.base_lr is not None and o.base_lr > 0, f"--base-lr must be > 0, got {o.base_lr}"),
+        (o.weight_decay >= 0, f"--weight-decay must be >= 0, got {o.weight_decay}"),
+        (0 <= o.momentum < 1, f"--momentum must be in [0, 1), got {o.momentum}"),
+        (o.warmup_epochs is not None and o.warmup_epochs >= 0, f"--warmup-epochs must be >= 0, got {o.warmup_epochs}"),
+        (t.epochs >= 1, f"--epochs must be >= 1, got {t.epochs}"),
+        (t.batch_size >= 2, f"--batch-size must be >= 2 (NT-Xent needs negatives), got {t.batch_size}"),
+        (t.max_steps is None or t.max_steps >= 1, f"--max-steps must be >= 1, got {t.max_steps}"),
+        (t.log_every >= 1, f"--log-every must be >= 1, got {t.log_every}"),
+        (t.chunk_size is None or t.chunk_size >= 1, f"--chunk-size must be >= 1, got {t.chunk_size}"),
+        (t.bn_views == "joint" or t.chunk_size is None,
+         "--bn-views per-view cannot be combined with --chunk-size (chunks set their own BN batches)"),
+        (t.checkpoint_every_steps is None or t.checkpoint_every_steps >= 1,
+         f"--checkpoint-every-steps must be >= 1, got {t.checkpoint_every_steps}"),
+        (mo.probe_lr > 0, f"monitor.probe_lr must be > 0, got {mo.probe_lr}"),
+        (mo.knn_every >= 0, f"--knn-every must be >= 0 (0: off), got {mo.knn_every}"),
+        (mo.knn_k >= 1, f"monitor.knn_k must be >= 1, got {mo.knn_k}"),
+        (mo.knn_bank is None or mo.knn_bank >= 1, f"monitor.knn_bank must be >= 1, got {mo.knn_bank}"),
+        (mo.knn_queries is None or mo.knn_queries >= 1, f"monitor.knn_queries must be >= 1, got {mo.knn_queries}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise SimCLRError(message)
+    a.to_augment_config().validate()
+
+
+__all__ = ["BN_VIEWS", "resolve", "validate"]

@@ -1,0 +1,136 @@
+"""The evaluation protocols on a trained run: what ``simclr linear-eval`` and ``simclr knn`` do.
+
+``run_features`` loads a run's encoder (or the same architecture untrained: the baseline to beat),
+the labelled train and test splits of a dataset (the run's by default), and extracts h for both
+with the encoder frozen, checking that nothing changed it. ``evaluate_linear`` and ``evaluate_knn``
+then fit and score; under torchrun every rank encodes a share and rank 0 alone fits and returns.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from simclr import distributed
+from simclr.data.sources import load_images
+from simclr.errors import SimCLRError
+from simclr.eval.features import check_finite, extract_features
+from simclr.eval.knn import knn_eval
+from simclr.eval.linear import linear_eval
+from simclr.models.encoder import ResNet
+from simclr.models.weights import load_encoder
+from simclr.runtime import pick_device
+
+
+@dataclass
+class FeatureSplits:
+    """Frozen features of a run on a dataset's train and test splits."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    dataset: str
+    source: str  # the run evaluated, or "random-init"
+
+
+def _run_data_config(run: str | os.PathLike) -> dict[str, Any]:
+    from simclr.config import load_yaml
+
+    run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
+    return load_yaml(run_dir / "config.yaml").get("data", {}) if (run_dir / "config.yaml").exists() else {}
+
+
+def untrained_like(encoder: ResNet, seed: int = 0) -> ResNet:
+    """The same architecture untrained, with a standard init (BN gamma 1, not training's zero-gamma
+    start): the fair baseline."""
+    torch.manual_seed(seed)
+    fresh = ResNet(encoder.arch, encoder.width_multiplier, encoder.stem_type, zero_init_residual=False,
+                   input_norm=encoder.input_norm)
+    fresh.image_size = encoder.image_size  # type: ignore[assignment]
+    return fresh.eval()
+
+
+def run_features(
+    run: str | os.PathLike,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    limit: int | None = None,
+    image_size: int | None = None,
+    random_init: bool = False,
+    batch_size: int = 256,
+    workers: int = 2,
+    device: str = "auto",
+    precision: str = "fp32",
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> FeatureSplits | None:
+    """h of the train and test splits through the run's frozen encoder (``None`` on ranks other than 0
+    under torchrun: rank 0 fits the classifiers). ``limit`` keeps the first N train and N/5 test images."""
+    encoder = load_encoder(run)
+    run_cfg = _run_data_config(run)
+    if random_init:
+        encoder = untrained_like(encoder, seed)
+    dataset = dataset or run_cfg.get("dataset")
+    if not dataset:
+        raise SimCLRError("pass --dataset (the run has no config.yaml to take it from)")
+    data_dir = data_dir or (run_cfg.get("data_dir") if dataset == run_cfg.get("dataset") else None)
+    size = image_size or int(encoder.image_size)  # type: ignore[arg-type]
+    world = distributed.init_from_env(device)  # under torchrun: each rank encodes a share
+    dev = pick_device(distributed.rank_device(device, world))
+    encoder = encoder.to(dev)
+    test_limit = None if limit is None else max(1, limit // 5)
+    train = load_images(dataset, "train", data_dir, limit, seed, size)
+    test = load_images(dataset, "test", data_dir, test_limit, seed, size)
+    if bool((torch.as_tensor(train.labels) < 0).any()):
+        raise SimCLRError(
+            f"the {dataset} images have no labels: evaluation needs class subfolders (DIR/CLASS/img.png)"
+        )
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    xtr, ytr = extract_features(encoder, train, size, dev, batch_size, workers, precision)
+    xte, yte = extract_features(encoder, test, size, dev, batch_size, workers, precision)
+    for k, v in encoder.state_dict().items():
+        if not torch.equal(v, before[k]):
+            raise RuntimeError(f"evaluation changed the encoder's {k}: this is a bug")
+    check_finite(xtr, "train")
+    check_finite(xte, "test")
+    if not world.is_main:
+        return None
+    source = "random-init" if random_init else str(run)
+    if log:
+        log(f"{source}: {len(xtr)} train / {len(xte)} test images of {dataset}, h dim {xtr.shape[1]}")
+    return FeatureSplits(xtr, ytr, xte, yte, dataset, source)
+
+
+def _with_provenance(result: dict[str, Any], splits: FeatureSplits, run: str | os.PathLike,
+                     random_init: bool) -> dict[str, Any]:
+    result.update(dataset=splits.dataset, random_init=random_init, run=str(run))
+    return result
+
+
+def evaluate_linear(run: str | os.PathLike, *, seed: int = 0, log: Callable[[str], None] | None = None,
+                    **kwargs: Any) -> dict[str, Any] | None:
+    """``run_features`` then ``linear_eval``: top1, top5, train_top1, l2, dataset, random_init, run."""
+    splits = run_features(run, seed=seed, log=log, **kwargs)
+    if splits is None:
+        return None
+    result = linear_eval(splits.train_x, splits.train_y, splits.test_x, splits.test_y, seed=seed, log=log)
+    return _with_provenance(result, splits, run, kwargs.get("random_init", False))
+
+
+def evaluate_knn(run: str | os.PathLike, *, k: int = 200, temperature: float = 0.1,
+                 log: Callable[[str], None] | None = None, **kwargs: Any) -> dict[str, Any] | None:
+    """``run_features`` then ``knn_eval``: top1 (top5 with >= 5 classes), k, dataset, random_init, run."""
+    splits = run_features(run, log=log, **kwargs)
+    if splits is None:
+        return None
+    result = knn_eval(splits.train_x, splits.train_y, splits.test_x, splits.test_y, k=k, temperature=temperature)
+    return _with_provenance(result, splits, run, kwargs.get("random_init", False))
+
+
+__all__ = ["FeatureSplits", "evaluate_knn", "evaluate_linear", "run_features", "untrained_like"]

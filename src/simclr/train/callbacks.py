@@ -1,0 +1,159 @@
+"""What the loop tells the rest of a run: the ``Callback`` hooks, and the callbacks every run has.
+
+The loop (``simclr.train.loop.Trainer``) calls, in the order of its callback list:
+
+- ``on_fit_start(trainer)``: before the first step (a resumed run: its state is loaded just after);
+- ``on_batch_start(trainer, batch)``: before each step, with the batch on the device;
+- ``on_train_step(trainer, batch, output)``: right after the optimiser step, before anything is read
+  from the device: work that queues on the device (the online probe) and may add logged tensors;
+- ``on_step_end(trainer, event)``: with the ``StepEvent``; on log steps ``event.values`` holds what was
+  read (the loss, the method's logs), and monitors may add to ``event.extras`` for the record;
+- ``on_epoch_end(trainer)``: after the epoch's last step;
+- ``on_fit_end(trainer)``: when the loop ends without an error (``trainer.state.interrupted`` after a
+  signal); ``teardown(trainer)``: always, last (files closed).
+
+A callback with a ``name`` and a ``state_dict`` has its state kept in the checkpoint and restored on
+``--resume``. Here: ``MetricsCallback`` (metrics.jsonl, TensorBoard, the progress line, the health
+signals) and ``EncoderSnapshots`` (``encoder.pt`` at the end, ``encoder-epochE.pt`` with
+``--save-every-epoch``); the checkpoint policy is ``simclr.train.checkpoint.CheckpointCallback``, the
+online monitors are in ``simclr.eval.online``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from torch import nn
+
+from simclr.io import atomic_save
+from simclr.methods.base import StepOutput
+from simclr.models.weights import ENCODER, encoder_payload
+from simclr.train.health import batch_health
+from simclr.train.metrics import MetricsLog, Progress
+
+if TYPE_CHECKING:
+    from simclr.train.loop import Trainer
+
+
+@dataclass
+class StepEvent:
+    """One finished step, as the callbacks see it."""
+
+    step: int  # global steps done, this one included
+    epoch: int  # epochs done before this step
+    batch: int  # this batch's index in its epoch
+    steps_per_epoch: int
+    lr: float
+    log: bool  # a log step: ``values`` were read from the device
+    final: bool  # the run's last step (its step budget reached)
+    stopping: bool  # a stop signal is agreed: the loop stops after this step
+    data: Any  # the batch
+    output: StepOutput
+    time: float  # time.perf_counter() when the step was done (on log steps: after the device read)
+    values: dict[str, float] = field(default_factory=dict)  # read on log steps: loss and the method's logs
+    extras: dict[str, float] = field(default_factory=dict)  # monitors' additions to the log record
+
+    @property
+    def end_of_epoch(self) -> bool:
+        return self.batch + 1 == self.steps_per_epoch
+
+    @property
+    def epoch_progress(self) -> float:
+        """Epochs done after this step, fractional."""
+        return self.epoch + (self.batch + 1) / self.steps_per_epoch
+
+
+class Callback:
+    """Base class: every hook does nothing. ``name``: the key of its checkpointed state, if any."""
+
+    name: str = ""
+
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+
+    def on_batch_start(self, trainer: Trainer, batch: Any) -> None: ...
+
+    def on_train_step(self, trainer: Trainer, batch: Any, output: StepOutput) -> None: ...
+
+    def on_step_end(self, trainer: Trainer, event: StepEvent) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer) -> None: ...
+
+    def on_fit_end(self, trainer: Trainer) -> None: ...
+
+    def teardown(self, trainer: Trainer) -> None: ...
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class MetricsCallback(Callback):
+    """One record per log step to ``metrics.jsonl`` and TensorBoard (rank 0, when there is a run
+    directory), and the progress line (a bar on a terminal, plain lines otherwise). A record: step,
+    epoch, the values read (loss, pos_acc, ...), lr, images_per_s, time_s, the health signals of the
+    batch (rank 0: align, uniform, rank_h) and what the monitors added (kNN, probe)."""
+
+    def __init__(self, out: Path | None, batch_size: int, log: TextIO, *, resume: bool, main: bool = True) -> None:
+        self.out, self.batch_size, self.stream = out, batch_size, log
+        self.resume, self.main = resume, main
+        self.metrics: MetricsLog | None = None
+        self.progress: Progress | None = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        step = trainer.state.step
+        if self.main and self.out is not None:
+            self.metrics = MetricsLog(self.out, resume_step=step if self.resume else None)
+        self.progress = Progress(trainer.stop_at, step, self.stream)
+        self.tick, self.tick_step = time.perf_counter(), step
+
+    def on_step_end(self, trainer: Trainer, event: StepEvent) -> None:
+        record = None
+        if event.log:
+            # images/s of training since the last record: up to this step's read, leaving out the
+            # monitors' evaluations of the last log step (they ran before this callback)
+            seconds = max(event.time - self.tick, 1e-9)
+            record = {"step": event.step, "epoch": event.epoch_progress, **event.values, "lr": event.lr,
+                      "images_per_s": (event.step - self.tick_step) * self.batch_size / seconds,
+                      "time_s": trainer.state.train_seconds()}
+            out = event.output
+            if self.main and out.features is not None and out.projections is not None:
+                record.update(batch_health(out.features, *out.projections))
+            record.update(event.extras)
+            if self.metrics is not None:
+                self.metrics.write(record)
+            self.tick, self.tick_step = time.perf_counter(), event.step
+        assert self.progress is not None
+        self.progress.update(event.step, record)
+
+    def teardown(self, trainer: Trainer) -> None:
+        if self.progress is not None:
+            self.progress.close()
+        if self.metrics is not None:
+            self.metrics.close()
+
+
+class EncoderSnapshots(Callback):
+    """The encoder f on disk: ``encoder.pt`` when the run ends (not after a signal: it goes on with
+    ``--resume``), and with ``every_epoch`` also ``encoder-epochE.pt`` at every epoch end (rank 0)."""
+
+    def __init__(self, out: Path, encoder: nn.Module, image_size: int, *, every_epoch: bool = False,
+                 main: bool = True) -> None:
+        self.out, self.encoder, self.image_size = out, encoder, image_size
+        self.every_epoch, self.main = every_epoch, main
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        if self.every_epoch and self.main:
+            path = self.out / f"encoder-epoch{trainer.state.epoch}.pt"
+            atomic_save(encoder_payload(self.encoder, self.image_size), path)  # type: ignore[arg-type]
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.main and not trainer.state.interrupted:
+            trainer.check_finite()
+            atomic_save(encoder_payload(self.encoder, self.image_size), self.out / ENCODER)  # type: ignore[arg-type]
+
+
+__all__ = ["Callback", "EncoderSnapshots", "MetricsCallback", "StepEvent"]

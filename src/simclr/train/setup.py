@@ -1,0 +1,222 @@
+"""Everything a pretraining run trains with, built from its configuration: ``build_training``.
+
+The pieces, in the order they are made: the network (seeded; global BN under torchrun; channels_last),
+the loader of two-view batches, the optimiser with the peak learning rate of the batch size, the fp16
+grad scaler, a checkpoint's state put back when resuming, the DistributedDataParallel / compile
+wrappers, the SimCLR method over the loss module, and the ``TrainStep`` that ties them together.
+``build_training`` does no I/O beyond reading the images it is given, so benchmarks time exactly the
+step a run trains with (``Training.step``). ``describe`` is the banner a run prints first.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import torch
+from torch import nn
+
+from simclr import distributed
+from simclr.config import PretrainConfig, apply_overrides, resolve
+from simclr.data.images import Images
+from simclr.data.loaders import PretrainLoader
+from simclr.data.sources import load_images
+from simclr.errors import SimCLRError
+from simclr.losses.ntxent import NTXentLoss
+from simclr.methods.simclr import SimCLR
+from simclr.models.encoder import resolve_stem
+from simclr.models.norm import convert_global_bn
+from simclr.models.simclr import SimCLRModel, build_model
+from simclr.optim import build_optimizer, lr_at, scaled_lr
+from simclr.runtime import autocast_context, check_precision, pick_device, prepare_device
+from simclr.train.state import restore_rng
+from simclr.train.step import FiniteGuard, TrainStep
+
+
+@dataclass
+class Training:
+    """The parts of a run (``build_training``)."""
+
+    cfg: PretrainConfig
+    device: torch.device
+    world: distributed.DistContext
+    model: SimCLRModel  # the plain network: what the checkpoint and the encoder files hold
+    net: nn.Module  # what the forward calls: model, under DDP and/or torch.compile
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    loader: PretrainLoader
+    method: SimCLR
+    step: TrainStep
+    peak_lr: float
+    global_bn: bool
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.loader)
+
+
+def build_network(cfg: PretrainConfig) -> SimCLRModel:
+    """The randomly initialised encoder f and head g of ``cfg`` (resolved), on the CPU."""
+    m = cfg.model
+    assert cfg.data.image_size is not None
+    return build_model(
+        m.arch, m.width_multiplier, m.stem, cfg.data.image_size, m.head, m.head_layers, m.head_bn, m.proj_dim,
+        m.zero_init_residual, m.input_norm, m.head_out_bn,
+    )
+
+
+def check_run(cfg: PretrainConfig, world: distributed.DistContext, device: torch.device, n_images: int) -> None:
+    """Refuse, before any work, settings this launch cannot run (same outcome on every rank)."""
+    t = cfg.train
+    if t.bn_views == "per-view" and world.enabled:
+        raise distributed.same_on_every_rank(SimCLRError(
+            "--bn-views per-view runs in one process only (one forward per view would call DDP twice per step); "
+            "drop it under torchrun"
+        ))
+    if t.batch_size % world.world_size:
+        raise distributed.same_on_every_rank(SimCLRError(
+            f"--batch-size {t.batch_size} (the global batch) does not divide among {world.world_size} ranks; "
+            f"use a multiple of {world.world_size}"
+        ))
+    check_precision(t.precision, device)
+    if n_images < t.batch_size:
+        raise SimCLRError(
+            f"--batch-size {t.batch_size} is larger than the dataset ({n_images} images): "
+            "lower --batch-size or raise --limit"
+        )
+
+
+def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+             scaler: torch.amp.GradScaler, device: torch.device, world: distributed.DistContext) -> None:
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    if world.enabled:  # each rank keeps its own device's generator; the CPU one is rank 0's
+        torch.set_rng_state(ckpt["rng"]["torch"])
+    else:
+        restore_rng(ckpt["rng"], device)
+
+
+def build_training(
+    cfg: PretrainConfig,
+    images: Images,
+    device: torch.device,
+    *,
+    world: distributed.DistContext | None = None,
+    ckpt: dict[str, Any] | None = None,
+    loss: nn.Module | None = None,
+    guard_where: str = "",
+    log: TextIO | None = None,
+) -> Training:
+    """The parts of a run of ``cfg`` (resolved) on ``images`` and ``device`` (see the module docstring).
+
+    ``ckpt``: a checkpoint to resume from (model, optimiser, scaler, random state). ``loss``: the loss
+    module (default ``NTXentLoss(cfg.loss.temperature)``). ``guard_where``: the checkpoint the
+    finiteness message names.
+    """
+    world = world or distributed.DistContext()
+    d, o, t = cfg.data, cfg.optim, cfg.train
+    assert d.image_size is not None and cfg.loss.temperature is not None and o.warmup_epochs is not None
+    torch.manual_seed(t.seed)
+    model = build_network(cfg).to(device)
+    global_bn = world.enabled and (t.global_bn if t.global_bn is not None else True)
+    if global_bn:
+        model = convert_global_bn(model, distributed.backend())  # type: ignore[assignment]
+    channels_last = t.channels_last if t.channels_last is not None else True
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    loader = PretrainLoader(
+        images, t.batch_size, cfg.augment.to_augment_config(), d.image_size, t.seed, device, d.workers,
+        rank=world.rank, world_size=world.world_size, augment_on=cfg.augment.on,
+    )
+    steps_per_epoch = len(loader)
+    peak_lr = o.lr if o.lr is not None else scaled_lr(o.base_lr or 0.3, t.batch_size, o.lr_scaling)
+    optimizer = build_optimizer(o.optimizer, model, peak_lr, o.weight_decay, o.momentum, o.decay_1d)
+    scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
+    if ckpt is not None:
+        _restore(ckpt, model, optimizer, scaler, device, world)
+    net: nn.Module = model
+    if world.enabled:
+        # DDP averages gradients over ranks (nt_xent scales each rank's loss to match) and
+        # broadcasts rank 0's weights now; global BN keeps the BN buffers equal on every rank.
+        net = distributed.wrap_ddp(model, device, sync_buffers=not global_bn)
+    if t.compile:
+        net = torch.compile(net)
+    method = SimCLR(
+        model, loss if loss is not None else NTXentLoss(cfg.loss.temperature), net=net, bn_views=t.bn_views,
+        chunk_size=t.chunk_size, prepare=_channels_last if channels_last else _same,
+        autocast=functools.partial(autocast_context, t.precision, device), backward_scale=scaler.scale,
+    )
+    schedule = functools.partial(
+        lr_at, peak_lr=peak_lr, warmup_steps=round(o.warmup_epochs * steps_per_epoch),
+        total_steps=steps_per_epoch * t.epochs, steps_per_epoch=steps_per_epoch if o.lr_schedule == "epoch" else None,
+    )
+    last_loss = float(ckpt["last_loss"]) if ckpt is not None else float("nan")
+    step = TrainStep(method, optimizer, schedule, scaler, FiniteGuard(device, last_loss, guard_where),
+                     on_overflow=functools.partial(_report_overflow, log or sys.stderr))
+    return Training(cfg, device, world, model, net, optimizer, scaler, loader, method, step, peak_lr, global_bn)
+
+
+def training_from(overrides: dict[str, Any], images: Images | None = None, device: str | None = None) -> Training:
+    """A run's parts from config overrides (``{"section.key": value}``), without a run directory: what
+    benchmarks time. ``images`` default to the config's dataset (pretrain split); ``device`` to the
+    config's (``auto``: CUDA when available)."""
+    cfg = PretrainConfig()
+    apply_overrides(cfg, overrides, "overrides")
+    cfg = resolve(cfg)
+    dev = pick_device(device or cfg.train.device)
+    prepare_device(dev)
+    d = cfg.data
+    if images is None:
+        images = load_images(d.dataset, "pretrain", d.data_dir, d.limit, cfg.train.seed, d.image_size)
+    check_run(cfg, distributed.DistContext(), dev, len(images))
+    return build_training(cfg, images, dev)
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def _same(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _report_overflow(log: TextIO, step: int, scale: float) -> None:
+    print(f"\nfp16 gradients overflowed at step {step}: the step was skipped and the loss scale lowered to "
+          f"{scale:g} (the grad scaler's job)", file=log)
+
+
+def describe(training: Training) -> str:
+    """The banner of a run: every value chosen for it, resolved."""
+    cfg, world = training.cfg, training.world
+    d, m, a, o, t = cfg.data, cfg.model, cfg.augment, cfg.optim, cfg.train
+    assert d.image_size is not None and a.crop_scale is not None
+    return (
+        f"dataset {d.dataset} | image size {d.image_size} | {m.arch} x{m.width_multiplier} "
+        f"stem {resolve_stem(m.stem, d.image_size)}"
+        f"{' | input norm ' + m.input_norm if m.input_norm != 'none' else ''} | head {m.head}"
+        f"{'-' + str(m.head_layers) if m.head == 'mlp' else ''} -> {m.proj_dim}\n"
+        f"temperature {cfg.loss.temperature} | colour strength {a.color_strength} | "
+        f"crop area {a.crop_scale[0]:g}-{a.crop_scale[1]:g} {a.crop_interpolation} | "
+        f"blur {'on' if a.blur else 'off'} | "
+        f"augment on {a.on}\n"
+        f"{o.optimizer} peak lr {training.peak_lr:.4g} ({'given' if o.lr else f'{o.base_lr} {o.lr_scaling} rule'}) "
+        f"| weight decay {o.weight_decay}{' (biases and BN too)' if o.decay_1d else ''} "
+        f"| warm-up {o.warmup_epochs} epochs then cosine{' per epoch' if o.lr_schedule == 'epoch' else ''}\n"
+        f"batch {t.batch_size} x {training.steps_per_epoch} steps/epoch x {t.epochs} epochs | "
+        f"{t.precision} on {training.device}"
+        + (f" | gradient in chunks of {t.chunk_size} images" if t.chunk_size else "")
+        + (" | BN statistics per view" if t.bn_views == "per-view" else "")
+        + (
+            f"\n{world.world_size} ranks ({distributed.backend()}) x {t.batch_size // world.world_size}"
+            f" images each | global BN {'on' if training.global_bn else 'off'} | negatives from the global batch"
+            if world.enabled
+            else ""
+        )
+    )
+
+
+__all__ = ["Training", "build_network", "build_training", "check_run", "describe", "training_from"]

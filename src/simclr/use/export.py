@@ -1,0 +1,100 @@
+"""Export the trained encoder alone: TorchScript, ONNX or safetensors.
+
+Every format takes float RGB images in [0, 1], (B, 3, H, W), and gives h (B, D), as
+``load_encoder`` does. TorchScript and ONNX carry the graph (batch size dynamic; ONNX also dynamic
+height and width); safetensors carries the weights and the architecture in its metadata, read back
+by ``load_encoder`` (``simclr.models.weights``; no pickle anywhere).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from simclr.errors import SimCLRError
+from simclr.io import atomic_write
+from simclr.models.conv import Conv2d
+from simclr.models.encoder import ResNet
+from simclr.models.weights import SAFETENSORS_FORMAT
+
+FORMATS = ("torchscript", "onnx", "safetensors")
+
+
+class _Plain(torch.nn.Module):
+    """The encoder with the tiny-map dense convolutions switched to plain ``F.conv2d``: one graph for
+    any input size and any device (the dense form is a CPU speed path chosen per input shape)."""
+
+    def __init__(self, encoder: ResNet) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+
+def export_encoder(encoder: ResNet, fmt: str, out: str | os.PathLike, image_size: int | None = None) -> Path:
+    """Write ``encoder`` to ``out`` in format ``fmt``; returns the path. No partial file on failure."""
+    if fmt not in FORMATS:
+        raise SimCLRError(f"--format {fmt!r} is not valid: choose one of {', '.join(FORMATS)}")
+    out = Path(out)
+    size = image_size or int(getattr(encoder, "image_size", 224))
+    encoder = encoder.cpu().eval()
+    example = torch.rand(2, 3, size, size)
+    if fmt == "safetensors":
+        return atomic_write(out, lambda tmp: _save_safetensors(encoder, size, tmp))
+    with _generic_convs(encoder):
+        if fmt == "torchscript":
+            with torch.no_grad():
+                traced = torch.jit.trace(_Plain(encoder), example, check_trace=False)
+            return atomic_write(out, lambda tmp: traced.save(tmp))
+        try:
+            import onnx  # noqa: F401
+        except ImportError as e:
+            raise SimCLRError("--format onnx needs the onnx package: pip install 'simclr[onnx]'") from e
+
+        def write_onnx(tmp: str) -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                # the TorchScript-based exporter; torch < 2.5 has no ``dynamo`` switch and uses it anyway
+                legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+                torch.onnx.export(
+                    _Plain(encoder), (example,), tmp, input_names=["images"], output_names=["h"],
+                    dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "h": {0: "batch"}},
+                    opset_version=17, **legacy,
+                )
+
+        return atomic_write(out, write_onnx)
+
+
+class _generic_convs:  # noqa: N801 - a context manager used like a function
+    """Temporarily route every simclr Conv2d through ``F.conv2d`` (no shape-dependent dense path)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.convs = [m for m in module.modules() if isinstance(m, Conv2d)]
+
+    def __enter__(self) -> None:
+        self.saved = [getattr(m, "dense_ok", True) for m in self.convs]
+        for m in self.convs:
+            m.dense_ok = False
+
+    def __exit__(self, *exc: object) -> None:
+        for m, v in zip(self.convs, self.saved, strict=True):
+            m.dense_ok = v
+
+
+def _save_safetensors(encoder: ResNet, size: int, path: str) -> None:
+    try:
+        from safetensors.torch import save_file
+    except ImportError as e:
+        raise SimCLRError("--format safetensors needs safetensors: pip install safetensors") from e
+    meta = {"format": SAFETENSORS_FORMAT, "arch": encoder.arch, "width_multiplier": str(encoder.width_multiplier),
+            "stem": encoder.stem_type, "input_norm": encoder.input_norm, "image_size": str(size)}
+    state = {k: v.detach().contiguous() for k, v in encoder.state_dict().items()}
+    save_file(state, path, metadata=meta)
+
+
+__all__ = ["FORMATS", "export_encoder"]

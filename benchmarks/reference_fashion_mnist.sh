@@ -4,6 +4,7 @@
 # Then linear eval (60k train / 10k test) and kNN for the trained and the untrained encoder.
 #
 # usage: bash benchmarks/reference_fashion_mnist.sh [RUN_DIR] [extra pretrain flags...]
+#   env: PRECISION (fp32), SKIP_BASELINE=1 (no --random-init evaluations), SKIP_EVAL=1 (pretrain only)
 # needs: apt-get install -y dataset-fashion-mnist   (or DATA_DIR pointing at the IDX .gz files)
 set -euo pipefail
 RUN=${1:-runs/ref-fmnist}
@@ -19,6 +20,7 @@ simclr pretrain "${COMMON[@]}" --out "$RUN" \
   --precision "${PRECISION:-fp32}" "$@"
 end=$(date +%s)
 echo "pretrain wall time: $((end - start)) s"
+if [[ -n "${SKIP_EVAL:-}" ]]; then exit 0; fi  # timing runs: pretraining only
 
 simclr linear-eval --run "$RUN" "${COMMON[@]}" --out "$RUN/linear.json"
 simclr knn --run "$RUN" "${COMMON[@]}" --out "$RUN/knn.json"

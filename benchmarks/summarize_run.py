@@ -19,6 +19,20 @@ def main(run: Path) -> None:
     if rates:
         print(f"images/s: median {statistics.median(rates):.1f}  min {min(rates):.1f}  "
               f"max {max(rates):.1f}")
+    config = run / "config.yaml"
+    if config.exists() and rows[-1].get("time_s"):
+        import yaml
+
+        batch = yaml.safe_load(config.read_text())["train"]["batch_size"]
+        seconds = rows[-1]["time_s"]
+        # training seconds of the loop (callbacks and monitors included), from the first step to the last record
+        print(f"training time {seconds:.1f} s: end to end {rows[-1]['step'] * batch / seconds:.1f} images/s")
+    knn = [(r["epoch"], r["knn_top1"]) for r in rows if "knn_top1" in r]
+    if knn:
+        print("knn monitor: " + ", ".join(f"epoch {e:.0f} {v:.4f}" for e, v in knn))
+    if "probe_test_top1" in rows[-1]:
+        print(f"online probe: test top1 {rows[-1]['probe_test_top1']:.4f} (last batch probe_acc "
+              f"{rows[-1]['probe_acc']:.4f})")
     for name in ("linear", "knn", "linear-random", "knn-random"):
         f = run / f"{name}.json"
         if f.exists():

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from simclr import distributed
+from simclr.config import load_yaml
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
 from simclr.eval.features import check_finite, extract_features
@@ -40,8 +41,6 @@ class FeatureSplits:
 
 
 def _run_data_config(run: str | os.PathLike) -> dict[str, Any]:
-    from simclr.config import load_yaml
-
     run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
     return load_yaml(run_dir / "config.yaml").get("data", {}) if (run_dir / "config.yaml").exists() else {}
 

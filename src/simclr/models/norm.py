@@ -4,7 +4,9 @@ simclr's ``BatchNorm1d`` / ``BatchNorm2d`` are torch's with a switch, ``global_s
 default. ``convert_global_bn`` makes every BN of a model global, in one of two ways:
 
 - under nccl (GPUs): PyTorch's own ``nn.SyncBatchNorm`` (fused statistics kernels), sharing the
-  layers' parameters and buffers;
+  layers' parameters and buffers. (Its forward, up to torch 2.14 at least, drops ranks with empty
+  batches by boolean-mask indexing, which reads the device once per layer: pytorch#78549. The sums
+  path below reads nothing; which is faster on several GPUs is not measured yet.)
 - otherwise (gloo, CPUs included, where ``nn.SyncBatchNorm`` does not run): ``global_batch_norm``,
   which all-reduces per-channel sums and sums of squares *with gradients*.
 

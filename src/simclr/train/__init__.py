@@ -4,6 +4,7 @@
 from simclr.train.callbacks import Callback, StepEvent
 from simclr.train.loop import Trainer
 from simclr.train.pretrain import PretrainResult, pretrain
+from simclr.train.run import fit_run
 from simclr.train.step import TrainStep
 
-__all__ = ["Callback", "PretrainResult", "StepEvent", "TrainStep", "Trainer", "pretrain"]
+__all__ = ["Callback", "PretrainResult", "StepEvent", "TrainStep", "Trainer", "fit_run", "pretrain"]

@@ -1,11 +1,11 @@
 """``pretrain(cfg, run_dir)``: a SimCLR pretraining run, from its configuration to its run directory.
 
 It resolves and checks the configuration (against the checkpoint's when resuming), loads the images,
-prepares the run directory, builds the run (``simclr.train.setup``), and hands it to the loop
-(``simclr.train.loop.Trainer``) with the callbacks every run has: the online probe and the kNN monitor
-when the dataset has labels (``simclr.eval.online``), metrics and progress, the checkpoint policy,
-and the encoder files. Under torchrun (WORLD_SIZE > 1) it joins the process group: ``batch_size`` is
-the global batch, each rank trains on its share, and rank 0 alone writes the run directory and logs::
+prepares the run directory, builds the run (``simclr.train.setup``), and hands it to ``fit_run``
+(``simclr.train.run``: the loop with metrics, progress and the checkpoint policy) with SimCLR's own
+callbacks: the online probe and the kNN monitor (``simclr.eval.online``) and the encoder files.
+Under torchrun (WORLD_SIZE > 1) it joins the process group: ``batch_size`` is the global batch, each
+rank trains on its share, and rank 0 alone writes the run directory and logs::
 
     torchrun --nproc_per_node=8 -m simclr pretrain --dataset cifar10 --out runs/c10 --batch-size 512
 """
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
 from torch import nn
 
 from simclr import distributed
@@ -29,13 +28,12 @@ from simclr.config import PretrainConfig, resolve
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
 from simclr.eval.online import KNNMonitor, OnlineProbe, has_labels
-from simclr.models.weights import CHECKPOINT, CHECKPOINT_FORMAT
+from simclr.models.weights import CHECKPOINT, ENCODER
 from simclr.runtime import pick_device, prepare_device
-from simclr.train.callbacks import Callback, EncoderSnapshots, MetricsCallback
-from simclr.train.checkpoint import CheckpointCallback, prepare_run_dir, read_checkpoint
-from simclr.train.loop import Trainer
+from simclr.train.callbacks import Callback, EncoderSnapshots
+from simclr.train.checkpoint import prepare_run_dir
+from simclr.train.run import fit_run, resume_checkpoint
 from simclr.train.setup import Training, build_training, check_run, describe
-from simclr.train.state import TrainState, rng_state
 
 
 @dataclass
@@ -85,55 +83,23 @@ def _resolved(cfg: PretrainConfig, ckpt: dict[str, Any] | None) -> PretrainConfi
     return cfg
 
 
-def _payload(training: Training) -> Any:
-    def payload(trainer: Trainer) -> dict[str, Any]:
-        state = trainer.state
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "version": 1,
-            "config": training.cfg.to_dict(),
-            "model": training.model.state_dict(),
-            "optimizer": training.optimizer.state_dict(),
-            "scaler": training.scaler.state_dict() if training.scaler.is_enabled() else {},
-            "step": state.step,
-            "epoch": state.epoch,
-            "batch_in_epoch": state.batch_in_epoch,
-            "last_loss": state.last_loss,
-            "train_seconds": state.train_seconds(),
-            "rng": rng_state(training.device),
-            "callbacks": {cb.name: cb.state_dict() for cb in trainer.callbacks if cb.name and cb.state_dict()},
-        }
-
-    return payload
-
-
-def run_callbacks(training: Training, out: Path, log: TextIO, resume: bool) -> list[Callback]:
-    """The callbacks of every pretraining run, in order: monitors first (they add to the log record),
-    then metrics and progress, the checkpoint policy, the encoder files."""
-    cfg, main = training.cfg, training.world.is_main
-    t, mon = cfg.train, cfg.monitor
-    assert cfg.data.image_size is not None
-    callbacks: list[Callback] = []
+def monitors(training: Training) -> list[Callback]:
+    """The online monitors a run asked for (``monitor`` section): the probe, the kNN monitor."""
+    mon = training.cfg.monitor
+    out: list[Callback] = []
     if mon.online_probe:
-        callbacks.append(OnlineProbe(training, mon.probe_lr))
+        out.append(OnlineProbe(training, mon.probe_lr))
     if mon.knn_every:
-        callbacks.append(KNNMonitor(training, mon.knn_every, mon.knn_k, mon.knn_bank, mon.knn_queries))
-    callbacks += [
-        MetricsCallback(out, t.batch_size, log, resume=resume, main=main),
-        CheckpointCallback(out / CHECKPOINT, _payload(training), log, every_steps=t.checkpoint_every_steps,
-                           main=main),
-        EncoderSnapshots(out, training.model.encoder, cfg.data.image_size, every_epoch=t.save_every_epoch, main=main),
-    ]
-    return callbacks
+        out.append(KNNMonitor(training, mon.knn_every, mon.knn_k, mon.knn_bank, mon.knn_queries))
+    return out
 
 
 def _pretrain(cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: distributed.DistContext,
               extra: list[Callback], loss: nn.Module | None) -> PretrainResult:
-    ckpt_path = out / CHECKPOINT
-    # rank 0 reads the checkpoint and hands it to the others (their disks need not hold the run)
-    ckpt = distributed.main_first(lambda: read_checkpoint(ckpt_path)) if resume else None
+    ckpt = resume_checkpoint(out, resume)
     cfg = _resolved(cfg, ckpt)
     d, t = cfg.data, cfg.train
+    assert d.image_size is not None
     device = pick_device(distributed.rank_device(t.device, world))
     prepare_device(device)
     images = load_images(d.dataset, "pretrain", d.data_dir, d.limit, t.seed, d.image_size)
@@ -141,28 +107,17 @@ def _pretrain(cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: 
     distributed.main_first(lambda: prepare_run_dir(out, resume))
     if cfg.monitor.online_probe is None:
         cfg.monitor.online_probe = has_labels(images)
-    training = build_training(cfg, images, device, world=world, ckpt=ckpt, loss=loss, guard_where=str(ckpt_path),
-                              log=log)
-    if world.is_main:
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    state = TrainState.from_checkpoint(ckpt) if ckpt is not None else TrainState()
+    training = build_training(cfg, images, device, world=world, ckpt=ckpt, loss=loss,
+                              guard_where=str(out / CHECKPOINT), log=log)
     print(describe(training), file=log)
     print(f"{len(images)} images; expected first loss about ln(2N-1) = {math.log(2 * t.batch_size - 1):.3f}",
           file=log)
-    if resume:
-        print(f"resuming from step {state.step} (epoch {state.epoch}, batch {state.batch_in_epoch})", file=log)
-    trainer = Trainer(
-        training.step, training.loader, state, run_callbacks(training, out, log, resume) + extra,
-        epochs=t.epochs, max_steps=t.max_steps, log_every=t.log_every, device=device,
-        callback_states=ckpt.get("callbacks", {}) if ckpt else {}, log=log,
-    )
-    training.model.train()
-    state = trainer.fit()
+    encoder_files = EncoderSnapshots(out, training.model.encoder, d.image_size, every_epoch=t.save_every_epoch,
+                                     main=world.is_main)
+    state = fit_run(training, out, log, ckpt=ckpt, monitors=monitors(training), outputs=[encoder_files, *extra])
     if not state.interrupted:
-        print(f"done: {state.step} steps, last loss {state.last_loss:.4f}; encoder saved to {out / 'encoder.pt'}",
-              file=log)
-    distributed.barrier()  # no rank leaves before rank 0 has written the run
+        print(f"done: {state.step} steps, last loss {state.last_loss:.4f}; encoder saved to {out / ENCODER}", file=log)
     return PretrainResult(out, state.step, state.epoch, state.last_loss, state.interrupted)
 
 
-__all__ = ["PretrainResult", "pretrain", "run_callbacks"]
+__all__ = ["PretrainResult", "monitors", "pretrain"]

@@ -374,3 +374,21 @@ def test_two_ranks_in_chunks_equal_one_process_whole_batch(tmp_path: Path) -> No
         got = torch.cat([out[k].flatten() for k, _ in model.named_parameters()])
         ref = torch.cat([p.grad.flatten() for p in model.parameters()])
         assert _rel(got, ref) < 1e-5
+
+
+def test_torchrun_finetune_and_distill_write_one_result(tmp_path: Path) -> None:
+    run, ft, ds = tmp_path / "run", tmp_path / "ft", tmp_path / "ds"
+    r = subprocess.run([sys.executable, "-m", "simclr", "pretrain", "--out", str(run), "--max-steps", "2", *TINY,
+                        "--no-online-probe"], capture_output=True, text=True, env=ENV, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    small = ["--limit", "64", "--batch-size", "8", "--device", "cpu", "--log-every", "1", "--epochs", "1"]
+    r = torchrun("-m", "simclr", "finetune", "--run-dir", str(run), "--out", str(ft), "--label-fraction", "0.5",
+                 *small)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("finetune: top1") == 1 and r.stderr.count("fine-tuning") == 1  # rank 0 alone reports
+    state = torch.load(ft / "checkpoint.pt", weights_only=True)
+    labelled = len((ft / "subset.txt").read_text().split())
+    assert 24 <= labelled <= 40 and state["step"] == labelled // 8  # global batches of 8, split over 2 ranks
+    r = torchrun("-m", "simclr", "distill", "--teacher", str(ft), "--out", str(ds), *small)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (ds / "results.json").exists() and (ds / "classifier.pt").exists()

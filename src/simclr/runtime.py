@@ -91,6 +91,11 @@ def autocast_context(precision: str, device: torch.device) -> contextlib.Abstrac
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """A batch in the channels_last memory format (the ``prepare`` of runs with channels_last on)."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 def prepare_device(device: torch.device) -> None:
     """Settings a device wants before training: on CUDA cuDNN's autotuner (the input shapes of a run
     are fixed, so the fastest convolution algorithm is found once); on a CPU, freed memory kept for
@@ -101,4 +106,7 @@ def prepare_device(device: torch.device) -> None:
         retain_freed_memory()  # reuse freed activation / view buffers instead of faulting pages in again
 
 
-__all__ = ["PRECISIONS", "autocast_context", "check_precision", "pick_device", "prepare_device", "retain_freed_memory"]
+__all__ = [
+    "PRECISIONS", "autocast_context", "check_precision", "pick_device", "prepare_device", "retain_freed_memory",
+    "to_channels_last",
+]

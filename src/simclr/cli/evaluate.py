@@ -23,7 +23,11 @@ def _add_eval(sub: argparse._SubParsersAction, name: str, help_text: str) -> arg
     p.add_argument("--workers", type=int, default=2, help="loader workers for folder datasets")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="feature extraction precision")
-    p.add_argument("--seed", type=int, default=0, help="seed of --random-init weights")
+    p.add_argument("--label-fraction", type=float,
+                   help="fit on this fraction of the train labels only (class-balanced, drawn with --seed, as "
+                   "`simclr finetune` draws them)")
+    p.add_argument("--subset-file", help="fit on the train images this file names only (e.g. a finetune's subset.txt)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random-init weights and of --label-fraction")
     p.add_argument("--out", help="write the result as JSON here")
     return p
 
@@ -39,7 +43,8 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
 def _feature_args(args: argparse.Namespace) -> dict[str, Any]:
     return dict(dataset=args.dataset, data_dir=args.data_dir, limit=args.limit, image_size=args.image_size,
                 random_init=args.random_init, batch_size=args.batch_size, workers=args.workers,
-                device=args.device, precision=args.precision)
+                device=args.device, precision=args.precision, label_fraction=args.label_fraction,
+                subset_file=args.subset_file)
 
 
 def _log(message: str) -> None:

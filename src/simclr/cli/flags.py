@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from simclr.config import sections
+from simclr.config import PretrainConfig, sections
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,10 @@ class Flag:
         return self.key.replace(".", "__")
 
 
-def config_flags() -> list[Flag]:
-    """The flags of every command-line field of ``PretrainConfig``'s sections, in declaration order."""
+def config_flags(config_type: type = PretrainConfig) -> list[Flag]:
+    """The flags of every command-line field of a config's sections, in declaration order."""
     out = []
-    for section_name, section_type in sections().items():
+    for section_name, section_type in sections(config_type).items():
         hints = typing.get_type_hints(section_type)
         for f in dataclasses.fields(section_type):
             meta = f.metadata

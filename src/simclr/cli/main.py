@@ -1,8 +1,9 @@
 """``simclr <command>``: thin argparse -> config -> call.
 
 Commands, by module: ``pretrain``, ``presets`` (``cli.pretrain``); ``linear-eval``, ``knn``
-(``cli.evaluate``); ``embed``, ``search``, ``export`` (``cli.use``); ``preview-augment``, ``plot``,
-``visualize`` (``cli.pictures``). Errors the user can fix are printed as one ``error: ...`` line with
+(``cli.evaluate``); ``finetune``, ``distill`` (``cli.classify``); ``embed``, ``search``, ``export``
+(``cli.use``); ``preview-augment``, ``plot``, ``visualize`` (``cli.pictures``). Errors the user can fix are
+printed as one ``error: ...`` line with
 exit status 2, never a traceback.
 """
 
@@ -14,10 +15,10 @@ import warnings
 from collections.abc import Callable
 
 from simclr import distributed
-from simclr.cli import evaluate, pictures, pretrain, use
+from simclr.cli import classify, evaluate, pictures, pretrain, use
 from simclr.errors import SimCLRError
 
-COMMAND_GROUPS = (pretrain, evaluate, use, pictures)
+COMMAND_GROUPS = (pretrain, evaluate, classify, use, pictures)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:

@@ -6,17 +6,20 @@ from simclr.config.resolve import BN_VIEWS, resolve, validate
 from simclr.config.schema import (
     AugmentSection,
     DataConfig,
+    DistillConfig,
+    FinetuneConfig,
     LossConfig,
     ModelConfig,
     MonitorConfig,
     OptimConfig,
     PretrainConfig,
     TrainConfig,
+    config_dict,
     sections,
 )
 
 __all__ = [
-    "BN_VIEWS", "AugmentSection", "DataConfig", "LossConfig", "ModelConfig", "MonitorConfig", "OptimConfig",
-    "PretrainConfig", "TrainConfig", "apply_overrides", "load_preset", "load_yaml", "preset_names", "resolve",
-    "sections", "suggest", "validate",
+    "BN_VIEWS", "AugmentSection", "DataConfig", "DistillConfig", "FinetuneConfig", "LossConfig", "ModelConfig",
+    "MonitorConfig", "OptimConfig", "PretrainConfig", "TrainConfig", "apply_overrides", "load_preset", "load_yaml",
+    "preset_names", "resolve", "config_dict", "sections", "suggest", "validate",
 ]

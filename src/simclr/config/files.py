@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from simclr.config.schema import PretrainConfig, sections
+from simclr.config.schema import sections
 from simclr.errors import SimCLRError
 
 
@@ -26,8 +26,9 @@ def suggest(word: str, options: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def apply_overrides(cfg: PretrainConfig, overrides: dict[str, Any], source: str) -> None:
-    """Set ``section.key`` values from a nested dict (YAML) or from ``{"section.key": v}``."""
+def apply_overrides(cfg: Any, overrides: dict[str, Any], source: str) -> None:
+    """Set ``section.key`` values of ``cfg`` (a ``PretrainConfig`` or another config made of sections)
+    from a nested dict (YAML) or from ``{"section.key": v}``."""
     flat: dict[str, Any] = {}
     for k, v in overrides.items():
         if isinstance(v, dict):
@@ -35,7 +36,7 @@ def apply_overrides(cfg: PretrainConfig, overrides: dict[str, Any], source: str)
                 flat[f"{k}.{kk}"] = vv
         else:
             flat[k] = v
-    known = sections()
+    known = sections(type(cfg))
     for key, value in flat.items():
         if "." not in key:
             raise SimCLRError(f"{source}: {key!r} must sit under a section: {', '.join(known)}")

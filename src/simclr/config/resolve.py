@@ -11,6 +11,7 @@ from simclr.config.files import suggest
 from simclr.config.schema import PretrainConfig
 from simclr.data.sources import DATASETS
 from simclr.errors import SimCLRError
+from simclr.losses import LOSSES
 from simclr.models.encoder import ARCHS, INPUT_NORMS, STEMS
 from simclr.models.heads import HEADS
 from simclr.optim import DEFAULT_BASE_LR, LR_SCHEDULES, OPTIMIZERS
@@ -62,6 +63,7 @@ def validate(cfg: PretrainConfig) -> None:
     _check_choice(t.bn_views, BN_VIEWS, "--bn-views")
     _check_choice(a.crop_interpolation, CROP_INTERPOLATIONS, "--crop-interpolation")
     _check_choice(t.precision, PRECISIONS, "--precision")
+    _check_choice(lo.name, LOSSES, "--loss")
     _check_choice(a.on, ("device", "workers"), "--augment-on")
     if a.on == "workers" and (a.brightness != "multiplicative" or a.contrast != "gray-mean"):
         raise SimCLRError(
@@ -89,6 +91,8 @@ def validate(cfg: PretrainConfig) -> None:
         (t.chunk_size is None or t.chunk_size >= 1, f"--chunk-size must be >= 1, got {t.chunk_size}"),
         (t.bn_views == "joint" or t.chunk_size is None,
          "--bn-views per-view cannot be combined with --chunk-size (chunks set their own BN batches)"),
+        (lo.name == "ntxent" or t.chunk_size is None,
+         f"--loss {lo.name} cannot be combined with --chunk-size (the chunked step is NT-Xent's); drop --chunk-size"),
         (t.checkpoint_every_steps is None or t.checkpoint_every_steps >= 1,
          f"--checkpoint-every-steps must be >= 1, got {t.checkpoint_every_steps}"),
         (mo.probe_lr > 0, f"monitor.probe_lr must be > 0, got {mo.probe_lr}"),

@@ -88,8 +88,11 @@ class AugmentSection:
 
 @dataclass
 class LossConfig:
+    name: str = opt(
+        "ntxent", "ntxent (default, SimCLR) or supcon (supervised contrastive, Khosla et al. 2020: every view "
+        "with the same label is a positive; needs a labelled dataset)", flag="--loss")
     temperature: float | None = opt(
-        None, "NT-Xent tau (0.1 ImageNet, 0.5 CIFAR; too high or low costs points)")
+        None, "tau of the loss (0.1 ImageNet, 0.5 CIFAR; too high or low costs points)")
 
 
 @dataclass
@@ -164,20 +167,121 @@ class PretrainConfig:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for section in d.values():
-            for k, v in section.items():
-                if isinstance(v, tuple):
-                    section[k] = list(v)
-        return d
+        return config_dict(self)
 
 
-def sections() -> dict[str, type]:
-    """Section name -> its dataclass, in order."""
-    return {f.name: f.default_factory for f in dataclasses.fields(PretrainConfig)}  # type: ignore[misc]
+@dataclass
+class LabelsConfig:
+    label_fraction: float | None = opt(
+        None, "train on this fraction of the train split's labels (e.g. 0.01, 0.1, 1.0): a class-balanced "
+        "subset drawn with --seed, written to OUT/subset.txt")
+    subset_file: str | None = opt(
+        None, "train on the images a file names, one a line (indices, relative paths or file names, e.g. "
+        "another run's subset.txt or the official ImageNet 1percent.txt)")
+
+
+@dataclass
+class FinetuneModelConfig:
+    run: str | None = opt(None, "the pretraining run (directory) to fine-tune", cli=False)
+    from_head_layer: int = opt(
+        0, "0 (default, v1): the classifier on h; k: keep and fine-tune the projection head's first k layers "
+        "(v2: 1, with a 3-layer head)")
+    random_init: bool = opt(
+        False, "train the same network from random weights on the same labels: the supervised baseline")
+
+
+@dataclass
+class ClassifierAugment:
+    crop_scale: tuple[float, float] | None = opt(None, "crop area range; auto: as pretraining on the dataset",
+                                                 cli=False)
+    flip_p: float = opt(0.5, "probability of a horizontal flip", cli=False)
+
+
+@dataclass
+class ClassifierOptim:
+    lr: float | None = opt(None, "peak learning rate (default: --base-lr x B/256)")
+    base_lr: float = opt(0.05, "lr per 256 images (default 0.05, the paper's fine-tuning rate)")
+    momentum: float = opt(0.9, "Nesterov momentum (default 0.9)")
+    weight_decay: float = opt(0.0, "weight decay, not on biases and BN (default 0, the paper's fine-tuning)")
+    warmup_epochs: float = opt(0.0, "linear warm-up length before the cosine decay (default 0)")
+
+
+@dataclass
+class ClassifierTrain:
+    epochs: int | None = opt(
+        None, "epochs; auto: 60 when the labels are <= 2%% of the train split, 30 up to 20%%, else 15")
+    batch_size: int | None = opt(None, "images per step; auto: 64 for <= 2000 labelled images, else 256")
+    max_steps: int | None = opt(None, "stop after this many steps in total")
+    precision: str = opt("fp32", "fp32 (default), bf16 (autocast) or fp16 (GPU, grad scaler)")
+    channels_last: bool | None = opt(None, "channels_last memory format (default: on)")
+    seed: int = opt(0, "seed of the subset, the classifier's init, data order and augmentation (default 0)")
+    device: str = opt("auto", "auto (default), cpu, cuda, cuda:N")
+    log_every: int = opt(10, "steps between log lines and metrics records (default 10)")
+    checkpoint_every_steps: int | None = opt(None, "also write the checkpoint every N steps mid-epoch")
+    global_bn: bool | None = opt(None, "BN statistics over all ranks under torchrun (default: on)")
+    dist_backend: str | None = opt(None, "torch.distributed backend: nccl (GPUs) or gloo (default by device)")
+
+
+@dataclass
+class FinetuneConfig:
+    """``simclr finetune``: the whole network and a linear classifier trained on a labelled subset."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
+    model: FinetuneModelConfig = field(default_factory=FinetuneModelConfig)
+    augment: ClassifierAugment = field(default_factory=ClassifierAugment)
+    optim: ClassifierOptim = field(default_factory=ClassifierOptim)
+    train: ClassifierTrain = field(default_factory=ClassifierTrain)
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_dict(self)
+
+
+@dataclass
+class DistillSection:
+    teacher: str | None = opt(None, "the teacher: a `simclr finetune` (or distill) directory", cli=False)
+    student_arch: str | None = opt(None, "the student's architecture (default: the teacher's)")
+    student_width: float | None = opt(None, "the student's width multiplier (default: the teacher's)")
+    temperature: float | None = opt(
+        None, "T of the softened distributions; auto: 0.1 for self-distillation (the student is the "
+        "teacher's network), 1.0 for a smaller student (SimCLRv2)")
+    label_weight: float = opt(
+        0.0, "alpha: weight of the teacher's labelled subset's cross-entropy, (1 - alpha) of the distillation "
+        "(default 0: labels unused)")
+
+
+@dataclass
+class DistillConfig:
+    """``simclr distill``: a student trained on every image to match the teacher's softened predictions."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    distill: DistillSection = field(default_factory=DistillSection)
+    augment: ClassifierAugment = field(default_factory=ClassifierAugment)
+    optim: ClassifierOptim = field(default_factory=ClassifierOptim)
+    train: ClassifierTrain = field(default_factory=ClassifierTrain)
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_dict(self)
+
+
+def sections(config_type: type = PretrainConfig) -> dict[str, type]:
+    """Section name -> its dataclass, in order, of a config made of sections (``PretrainConfig`` or the
+    configs of the other runs, e.g. ``FinetuneConfig``)."""
+    return {f.name: f.default_factory for f in dataclasses.fields(config_type)}  # type: ignore[misc]
+
+
+def config_dict(cfg: Any) -> dict[str, Any]:
+    """A config as plain nested dicts and lists (tuples as lists), as ``config.yaml`` holds it."""
+    d = dataclasses.asdict(cfg)
+    for section in d.values():
+        for k, v in section.items():
+            if isinstance(v, tuple):
+                section[k] = list(v)
+    return d
 
 
 __all__ = [
-    "AugmentSection", "DataConfig", "LossConfig", "ModelConfig", "MonitorConfig", "OptimConfig", "PretrainConfig",
-    "TrainConfig", "opt", "sections",
+    "AugmentSection", "ClassifierAugment", "ClassifierOptim", "ClassifierTrain", "DataConfig", "DistillConfig",
+    "DistillSection", "FinetuneConfig", "FinetuneModelConfig", "LabelsConfig", "LossConfig", "ModelConfig",
+    "MonitorConfig", "OptimConfig", "PretrainConfig", "TrainConfig", "config_dict", "opt", "sections",
 ]

@@ -58,6 +58,16 @@ class ArrayImages:
         return to_pil_rgb(self.images[index]), int(self.labels[index])
 
 
+def has_labels(images: Images) -> bool:
+    """Whether any image of the set has a label."""
+    return bool((torch.as_tensor(images.labels) >= 0).any())
+
+
+def num_classes(images: Images) -> int:
+    """The number of classes: the named ones, else the largest label + 1."""
+    return len(images.classes) or int(torch.as_tensor(images.labels).max()) + 1
+
+
 def to_pil_rgb(x: torch.Tensor) -> Image.Image:
     """A uint8 (C, H, W) tensor, C = 1 or 3, as an RGB PIL image."""
     if x.shape[0] == 1:
@@ -82,4 +92,4 @@ def center_resize(img: Image.Image, size: int) -> Image.Image:
     return img.crop((left, top, left + size, top + size))
 
 
-__all__ = ["ArrayImages", "Images", "center_resize", "pil_to_uint8", "to_pil_rgb"]
+__all__ = ["ArrayImages", "Images", "center_resize", "has_labels", "num_classes", "pil_to_uint8", "to_pil_rgb"]

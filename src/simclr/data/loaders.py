@@ -39,6 +39,14 @@ class ViewBatch(NamedTuple):
     labels: torch.Tensor
 
 
+class LabelledBatch(NamedTuple):
+    """One single-view batch (fine-tuning, distillation): images (B, 3, S, S) in [0, 1], augmented,
+    on the training device, and their labels (B,) (-1 = unknown)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
 def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """``x`` on ``device``: on CUDA from pinned memory without blocking the host (the copy queues
     behind the work already queued, and the host goes on preparing the next batch)."""
@@ -50,30 +58,30 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 class _FolderPairs(Dataset):
-    """Two random resized crops (uint8, S x S) of each folder image, seeded per (epoch, index), and
-    its label."""
+    """``views`` (2, or 1) random resized crops (uint8, S x S) of each folder image, seeded per
+    (epoch, index), and its label."""
 
-    def __init__(self, images: FolderImages, cfg: AugmentConfig, size: int, seed: int) -> None:
-        self.images, self.cfg, self.size, self.seed = images, cfg, size, seed
+    def __init__(self, images: FolderImages, cfg: AugmentConfig, size: int, seed: int, views: int = 2) -> None:
+        self.images, self.cfg, self.size, self.seed, self.views = images, cfg, size, seed, views
         self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple:
         img, label = self.images.load(index)
         g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, index))
         w, h = img.size
         views = []
         if self.cfg.crop:
-            boxes = sample_crop_boxes(2, h, w, self.cfg.crop_scale, self.cfg.crop_ratio, g)
+            boxes = sample_crop_boxes(self.views, h, w, self.cfg.crop_scale, self.cfg.crop_ratio, g)
             for top, left, bh, bw in boxes.tolist():
                 crop = img.crop((left, top, left + bw, top + bh))
                 views.append(pil_to_uint8(crop.resize((self.size, self.size), Image.BICUBIC)))
         else:
             one = pil_to_uint8(center_resize(img, self.size))
-            views = [one, one]
-        return views[0], views[1], label
+            views = [one] * self.views
+        return (*views, label)
 
 
 class _FolderEval(Dataset):
@@ -89,7 +97,9 @@ class _FolderEval(Dataset):
 
 
 class PretrainLoader:
-    """Yields ``ViewBatch(view1, view2, labels)``: float views (B, 3, S, S) in [0, 1] on ``device``.
+    """Yields ``ViewBatch(view1, view2, labels)``: float views (B, 3, S, S) in [0, 1] on ``device``;
+    with ``views=1``, ``LabelledBatch(images, labels)``: one augmented view of each image (the
+    training batches of fine-tuning and distillation).
 
     ``batches(epoch, start=k)`` skips the first k batches of the epoch (mid-epoch resume).
     Incomplete last batches are dropped (NT-Xent compares within a batch).
@@ -111,7 +121,13 @@ class PretrainLoader:
         rank: int = 0,
         world_size: int = 1,
         augment_on: str = "device",
+        views: int = 2,
     ) -> None:
+        if views not in (1, 2):
+            raise ValueError(f"views must be 1 or 2, got {views}")
+        if views == 1 and augment_on == "workers":
+            raise ValueError("single-view batches are augmented on the device only")
+        self.views = views
         if augment_on not in ("device", "workers"):
             raise ValueError(f"augment_on must be 'device' or 'workers', got {augment_on!r}")
         if batch_size % world_size:
@@ -130,7 +146,7 @@ class PretrainLoader:
             self.augment = SimCLRAugment(aug, size)
         else:  # folder crops happen in the workers; the device then does flip, colour, gray, blur
             self.augment = SimCLRAugment(replace(aug, crop=False), size)
-            self._pairs = _FolderPairs(images, aug, size, seed)
+            self._pairs = _FolderPairs(images, aug, size, seed, views)
 
     def __len__(self) -> int:
         return len(self.images) // self.batch_size
@@ -139,7 +155,7 @@ class PretrainLoader:
         g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, 1))
         return torch.randperm(len(self.images), generator=g)
 
-    def batches(self, epoch: int, start: int = 0) -> Iterator[ViewBatch]:
+    def batches(self, epoch: int, start: int = 0) -> Iterator[ViewBatch | LabelledBatch]:
         order = self._order(epoch)
         n_batches = len(self)
         if start >= n_batches:
@@ -150,7 +166,7 @@ class PretrainLoader:
                 idx = order[self._rows(b)]
                 x = to_device(self.images.images[idx], self.device)
                 labels = to_device(self.images.labels[idx], self.device)
-                yield self._views(torch.cat([x, x]), labels, epoch, b)
+                yield self._views(x if self.views == 1 else torch.cat([x, x]), labels, epoch, b)
             return
         self._pairs.epoch = epoch  # type: ignore[attr-defined]
         sampler = torch.cat([order[self._rows(b)] for b in range(start, n_batches)]).tolist()
@@ -163,9 +179,13 @@ class PretrainLoader:
             drop_last=True,
             persistent_workers=False,
         )
-        for b, (v1, v2, labels) in enumerate(loader, start=start):
+        for b, parts in enumerate(loader, start=start):
+            if self.views == 1:
+                x, labels = (to_device(t, self.device) for t in parts)
+                yield self._views(x, labels, epoch, b)
+                continue
             # each view copied on its own (from pinned memory on CUDA) and joined on the device
-            v1, v2, labels = (to_device(t, self.device) for t in (v1, v2, labels))
+            v1, v2, labels = (to_device(t, self.device) for t in parts)
             if self.augment is None:  # finished views from the workers
                 yield ViewBatch(v1, v2, labels)
                 continue
@@ -176,10 +196,12 @@ class PretrainLoader:
         first = b * self.batch_size + self.rank * self.local_batch
         return slice(first, first + self.local_batch)
 
-    def _views(self, x: torch.Tensor, labels: torch.Tensor, epoch: int, b: int) -> ViewBatch:
+    def _views(self, x: torch.Tensor, labels: torch.Tensor, epoch: int, b: int) -> ViewBatch | LabelledBatch:
         key = (self.seed, epoch, b, 2) if self.world_size == 1 else (self.seed, epoch, b, 2, self.rank)
         g = torch.Generator().manual_seed(mix_seed(*key))
         assert self.augment is not None
+        if self.views == 1:
+            return LabelledBatch(self.augment(x, g), labels)
         v1, v2 = self.augment(x, g).chunk(2)
         return ViewBatch(v1, v2, labels)
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from simclr import distributed
-from simclr.data.images import Images
+from simclr.data.images import Images, has_labels, num_classes
 from simclr.data.loaders import ViewBatch
 from simclr.data.seeds import mix_seed
 from simclr.data.sources import load_images
@@ -39,15 +39,6 @@ from simclr.train.callbacks import Callback, StepEvent
 if TYPE_CHECKING:
     from simclr.train.loop import Trainer
     from simclr.train.setup import Training
-
-
-def has_labels(images: Images) -> bool:
-    """Whether any image of the set has a label."""
-    return bool((torch.as_tensor(images.labels) >= 0).any())
-
-
-def num_classes(images: Images) -> int:
-    return len(images.classes) or int(torch.as_tensor(images.labels).max()) + 1
 
 
 def _eval_split(training: Training, split: str, limit: int | None) -> Images:
@@ -179,4 +170,4 @@ class KNNMonitor(Callback):
         return knn_eval(xb, yb, xq, yq, k=min(self.k, len(xb)))["top1"]
 
 
-__all__ = ["KNNMonitor", "OnlineProbe", "has_labels", "num_classes"]
+__all__ = ["KNNMonitor", "OnlineProbe"]

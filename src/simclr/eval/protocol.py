@@ -19,6 +19,7 @@ import torch
 from simclr import distributed
 from simclr.config import load_yaml
 from simclr.data.sources import load_images
+from simclr.data.subsets import balanced_subset, read_subset
 from simclr.errors import SimCLRError
 from simclr.eval.features import check_finite, extract_features
 from simclr.eval.knn import knn_eval
@@ -68,9 +69,13 @@ def run_features(
     precision: str = "fp32",
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    label_fraction: float | None = None,
+    subset_file: str | None = None,
 ) -> FeatureSplits | None:
     """h of the train and test splits through the run's frozen encoder (``None`` on ranks other than 0
-    under torchrun: rank 0 fits the classifiers). ``limit`` keeps the first N train and N/5 test images."""
+    under torchrun: rank 0 fits the classifiers). ``limit`` keeps the first N train and N/5 test images.
+    ``label_fraction`` / ``subset_file``: only that labelled subset of the train split (the subsets of
+    ``simclr finetune``: the same seed draws the same images)."""
     encoder = load_encoder(run)
     run_cfg = _run_data_config(run)
     if random_init:
@@ -90,6 +95,12 @@ def run_features(
         raise SimCLRError(
             f"the {dataset} images have no labels: evaluation needs class subfolders (DIR/CLASS/img.png)"
         )
+    if label_fraction is not None and subset_file is not None:
+        raise SimCLRError("give one of --label-fraction and --subset-file, not both")
+    if label_fraction is not None:
+        train = train.subset(balanced_subset(train.labels, label_fraction, seed, train.classes))
+    elif subset_file is not None:
+        train = train.subset(read_subset(subset_file, train))
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
     xtr, ytr = extract_features(encoder, train, size, dev, batch_size, workers, precision)
     xte, yte = extract_features(encoder, test, size, dev, batch_size, workers, precision)

@@ -15,6 +15,11 @@ import torch
 from torch import nn
 
 
+def identity(x: torch.Tensor) -> torch.Tensor:
+    """The default ``prepare`` of a method: the batch as it is."""
+    return x
+
+
 @dataclass
 class StepOutput:
     """What one training step produced, all on the training device; nothing here has been read back.
@@ -42,4 +47,4 @@ class Method(Protocol):
     def training_step(self, batch: Any) -> StepOutput: ...
 
 
-__all__ = ["Method", "StepOutput"]
+__all__ = ["Method", "StepOutput", "identity"]

@@ -17,12 +17,8 @@ from torch import nn
 
 from simclr.data.loaders import ViewBatch
 from simclr.losses.ntxent import at_least_fp32
-from simclr.methods.base import StepOutput
+from simclr.methods.base import StepOutput, identity
 from simclr.train.chunked import chunked_step
-
-
-def identity(x: torch.Tensor) -> torch.Tensor:
-    return x
 
 
 def project_views(
@@ -60,8 +56,9 @@ class SimCLR:
 
     Args:
         model: the plain network ``x -> (h, z)`` (a ``SimCLRModel``): what is saved.
-        loss: the contrastive loss module, ``loss(z1, z2) -> scalar`` (``NTXentLoss``; its
-            ``last_accuracy``, when it has one, is logged as ``pos_acc``).
+        loss: the contrastive loss module, ``loss(z1, z2) -> scalar`` (``NTXentLoss``), or
+            ``loss(z1, z2, labels)`` when it has ``uses_labels`` (``SupConLoss``); its
+            ``last_accuracy``, when it has one, is logged as ``pos_acc``.
         net: what the forward calls (``model`` wrapped in DistributedDataParallel and/or
             ``torch.compile``); default ``model``.
         bn_views: ``joint`` or ``per-view`` (see the module docstring).
@@ -91,6 +88,7 @@ class SimCLR:
         self.prepare = prepare
         self.autocast = autocast
         self.backward_scale = backward_scale
+        self.uses_labels = bool(getattr(loss, "uses_labels", False))  # SupCon: the batch's labels too
 
     def training_step(self, batch: ViewBatch) -> StepOutput:
         v1, v2 = batch.view1, batch.view2
@@ -98,7 +96,7 @@ class SimCLR:
             return self._chunked_step(v1, v2, self.chunk_size)
         with self.autocast():
             h, z1, z2 = project_views(self.net, v1, v2, self.bn_views, self.prepare)
-        loss = self.loss(z1, z2)
+        loss = self.loss(z1, z2, batch.labels) if self.uses_labels else self.loss(z1, z2)
         return StepOutput(loss, self._logs(), features=h, projections=(z1.detach(), z2.detach()))
 
     def _chunked_step(self, v1: torch.Tensor, v2: torch.Tensor, chunk: int) -> StepOutput:

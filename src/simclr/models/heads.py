@@ -19,6 +19,23 @@ from simclr.models.norm import BatchNorm1d, BatchNorm1dNoBeta
 HEADS = ("mlp", "linear", "none")
 
 
+def hidden_layers(dim: int, count: int, bn: bool = True) -> nn.Sequential:
+    """``count`` hidden layers of an mlp head on features of ``dim``: dense (no bias with BN), BN, ReLU
+    each; what fine-tuning from head layer ``count`` keeps (SimCLRv2), with the head's own keys."""
+    layers: list[nn.Module] = []
+    for _ in range(count):
+        if bn:
+            layers += [nn.Linear(dim, dim, bias=False), BatchNorm1d(dim), nn.ReLU(True)]
+        else:
+            layers += [nn.Linear(dim, dim), nn.ReLU(True)]
+    return nn.Sequential(*layers)
+
+
+def head_depth(kind: str, num_layers: int) -> int:
+    """How many hidden layers (dense + ReLU) a head has: the deepest ``--from-head-layer``."""
+    return num_layers - 1 if kind == "mlp" else 0
+
+
 def build_head(
     kind: str, in_dim: int, out_dim: int = 128, num_layers: int = 2, bn: bool = True, out_bn: bool = True
 ) -> nn.Module:
@@ -33,12 +50,7 @@ def build_head(
         raise SimCLRError(f"unknown head {kind!r}: choose one of {', '.join(HEADS)}")
     if num_layers < 2:
         raise SimCLRError(f"an mlp head needs >= 2 layers (2 = v1, 3 = v2), got {num_layers}")
-    layers: list[nn.Module] = []
-    for _ in range(num_layers - 1):
-        if bn:
-            layers += [nn.Linear(in_dim, in_dim, bias=False), BatchNorm1d(in_dim), nn.ReLU(True)]
-        else:
-            layers += [nn.Linear(in_dim, in_dim), nn.ReLU(True)]
+    layers = list(hidden_layers(in_dim, num_layers - 1, bn))
     if bn and out_bn:
         layers += [nn.Linear(in_dim, out_dim, bias=False), BatchNorm1dNoBeta(out_dim)]
     else:

@@ -58,6 +58,8 @@ class MetricsLog:
 
 # monitor values shown in the progress line when a record holds them: record key -> label
 MONITORS = {"probe_acc": "probe", "knn_top1": "knn", "probe_test_top1": "probe_test"}
+# what the methods log at every log step, in the order the line shows them (SimCLR / SupCon, fine-tuning, distillation)
+STEP_LOGS = ("pos_acc", "train_acc", "agree")
 
 
 class Progress:
@@ -78,7 +80,7 @@ class Progress:
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
             if record is not None:
-                extra = {k: f"{record[k]:.3f}" for k in MONITORS if k in record}
+                extra = {k: f"{record[k]:.3f}" for k in (*STEP_LOGS, *MONITORS) if k in record}
                 self.bar.set_postfix(
                     loss=f"{record['loss']:.4f}", rank_h=f"{record.get('rank_h', float('nan')):.1f}",
                     lr=f"{record['lr']:.3g}", img_s=f"{record['images_per_s']:.0f}", **extra, refresh=False,
@@ -91,9 +93,10 @@ class Progress:
         eta = elapsed / done * (self.total - step) if done > 0 else float("nan")
         rank = f" rank_h {record['rank_h']:.1f}" if "rank_h" in record else ""
         monitors = "".join(f" {MONITORS[k]} {record[k]:.3f}" for k in MONITORS if k in record)
+        method = "".join(f" {k} {record[k]:.3f}" for k in STEP_LOGS if k in record)
         print(
-            f"step {step}/{self.total} epoch {record['epoch']:.2f} loss {record['loss']:.4f} "
-            f"pos_acc {record['pos_acc']:.3f}{rank}{monitors} lr {record['lr']:.4g} "
+            f"step {step}/{self.total} epoch {record['epoch']:.2f} loss {record['loss']:.4f}"
+            f"{method}{rank}{monitors} lr {record['lr']:.4g} "
             f"{record['images_per_s']:.0f} img/s eta {format_seconds(eta)}",
             file=self.stream, flush=True,
         )

@@ -25,9 +25,10 @@ from torch import nn
 
 from simclr import distributed
 from simclr.config import PretrainConfig, resolve
+from simclr.data.images import has_labels
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
-from simclr.eval.online import KNNMonitor, OnlineProbe, has_labels
+from simclr.eval.online import KNNMonitor, OnlineProbe
 from simclr.models.weights import CHECKPOINT, ENCODER
 from simclr.runtime import pick_device, prepare_device
 from simclr.train.callbacks import Callback, EncoderSnapshots
@@ -103,7 +104,7 @@ def _pretrain(cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: 
     device = pick_device(distributed.rank_device(t.device, world))
     prepare_device(device)
     images = load_images(d.dataset, "pretrain", d.data_dir, d.limit, t.seed, d.image_size)
-    check_run(cfg, world, device, len(images))
+    check_run(cfg, world, device, len(images), has_labels(images))
     distributed.main_first(lambda: prepare_run_dir(out, resume))
     if cfg.monitor.online_probe is None:
         cfg.monitor.online_probe = has_labels(images)

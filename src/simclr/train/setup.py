@@ -20,17 +20,19 @@ from torch import nn
 
 from simclr import distributed
 from simclr.config import PretrainConfig, apply_overrides, resolve
-from simclr.data.images import Images
+from simclr.data.images import Images, has_labels
 from simclr.data.loaders import PretrainLoader
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
 from simclr.losses.ntxent import NTXentLoss
+from simclr.losses.supcon import SupConLoss
+from simclr.methods.base import identity
 from simclr.methods.simclr import SimCLR
 from simclr.models.encoder import resolve_stem
 from simclr.models.norm import convert_global_bn
 from simclr.models.simclr import SimCLRModel, build_model
 from simclr.optim import build_optimizer, lr_at, scaled_lr
-from simclr.runtime import autocast_context, check_precision, pick_device, prepare_device
+from simclr.runtime import autocast_context, check_precision, pick_device, prepare_device, to_channels_last
 from simclr.train.state import restore_rng
 from simclr.train.step import FiniteGuard, TrainStep
 
@@ -67,7 +69,8 @@ def build_network(cfg: PretrainConfig) -> SimCLRModel:
     )
 
 
-def check_run(cfg: PretrainConfig, world: distributed.DistContext, device: torch.device, n_images: int) -> None:
+def check_run(cfg: PretrainConfig, world: distributed.DistContext, device: torch.device, n_images: int,
+              labelled: bool = True) -> None:
     """Refuse, before any work, settings this launch cannot run (same outcome on every rank)."""
     t = cfg.train
     if t.bn_views == "per-view" and world.enabled:
@@ -81,6 +84,9 @@ def check_run(cfg: PretrainConfig, world: distributed.DistContext, device: torch
             f"use a multiple of {world.world_size}"
         ))
     check_precision(t.precision, device)
+    if cfg.loss.name == "supcon" and not labelled:
+        raise SimCLRError(f"--loss supcon needs labels: the {cfg.data.dataset} images have none "
+                          "(use class subfolders DIR/CLASS/img.png, or --loss ntxent)")
     if n_images < t.batch_size:
         raise SimCLRError(
             f"--batch-size {t.batch_size} is larger than the dataset ({n_images} images): "
@@ -88,8 +94,16 @@ def check_run(cfg: PretrainConfig, world: distributed.DistContext, device: torch
         )
 
 
-def _restore(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+def build_loss(name: str, temperature: float) -> nn.Module:
+    """The loss module ``--loss`` names: NT-Xent (SimCLR) or SupCon (labels as positives)."""
+    if name == "supcon":
+        return SupConLoss(temperature)
+    return NTXentLoss(temperature)
+
+
+def restore_state(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
              scaler: torch.amp.GradScaler, device: torch.device, world: distributed.DistContext) -> None:
+    """Put a checkpoint's model, optimiser, loss-scaler and random state back (``--resume``)."""
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     if ckpt.get("scaler"):
@@ -137,7 +151,7 @@ def build_training(
     optimizer = build_optimizer(o.optimizer, model, peak_lr, o.weight_decay, o.momentum, o.decay_1d)
     scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
     if ckpt is not None:
-        _restore(ckpt, model, optimizer, scaler, device, world)
+        restore_state(ckpt, model, optimizer, scaler, device, world)
     net: nn.Module = model
     if world.enabled:
         # DDP averages gradients over ranks (nt_xent scales each rank's loss to match) and
@@ -146,8 +160,9 @@ def build_training(
     if t.compile:
         net = torch.compile(net)
     method = SimCLR(
-        model, loss if loss is not None else NTXentLoss(cfg.loss.temperature), net=net, bn_views=t.bn_views,
-        chunk_size=t.chunk_size, prepare=_channels_last if channels_last else _same,
+        model, loss if loss is not None else build_loss(cfg.loss.name, cfg.loss.temperature), net=net,
+        bn_views=t.bn_views,
+        chunk_size=t.chunk_size, prepare=to_channels_last if channels_last else identity,
         autocast=functools.partial(autocast_context, t.precision, device), backward_scale=scaler.scale,
     )
     schedule = functools.partial(
@@ -172,16 +187,8 @@ def training_from(overrides: dict[str, Any], images: Images | None = None, devic
     d = cfg.data
     if images is None:
         images = load_images(d.dataset, "pretrain", d.data_dir, d.limit, cfg.train.seed, d.image_size)
-    check_run(cfg, distributed.DistContext(), dev, len(images))
+    check_run(cfg, distributed.DistContext(), dev, len(images), has_labels(images))
     return build_training(cfg, images, dev)
-
-
-def _channels_last(x: torch.Tensor) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last)
-
-
-def _same(x: torch.Tensor) -> torch.Tensor:
-    return x
 
 
 def _report_overflow(log: TextIO, step: int, scale: float) -> None:
@@ -199,7 +206,8 @@ def describe(training: Training) -> str:
         f"stem {resolve_stem(m.stem, d.image_size)}"
         f"{' | input norm ' + m.input_norm if m.input_norm != 'none' else ''} | head {m.head}"
         f"{'-' + str(m.head_layers) if m.head == 'mlp' else ''} -> {m.proj_dim}\n"
-        f"temperature {cfg.loss.temperature} | colour strength {a.color_strength} | "
+        f"{'SupCon' if cfg.loss.name == 'supcon' else 'NT-Xent'} temperature {cfg.loss.temperature} | "
+        f"colour strength {a.color_strength} | "
         f"crop area {a.crop_scale[0]:g}-{a.crop_scale[1]:g} {a.crop_interpolation} | "
         f"blur {'on' if a.blur else 'off'} | "
         f"augment on {a.on}\n"
@@ -219,4 +227,7 @@ def describe(training: Training) -> str:
     )
 
 
-__all__ = ["Training", "build_network", "build_training", "check_run", "describe", "training_from"]
+__all__ = [
+    "Training", "build_loss", "build_network", "build_training", "check_run", "describe", "restore_state",
+    "training_from",
+]

@@ -21,7 +21,7 @@ from simclr.models.encoder import ResNet
 from simclr.models.weights import ENCODER, load_encoder, load_head
 from simclr.runtime import pick_device
 from simclr.use.embeddings import Embeddings, embed_images, fingerprint
-from simclr.use.export import export_encoder
+from simclr.use.export import FORMATS, export_encoder, usage_note
 from simclr.use.html import render
 from simclr.use.pictures import to_pil
 from simclr.use.search import Searcher
@@ -49,9 +49,12 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
     p.add_argument("--data-dir", help="where the index's dataset lives (thumbnails of dataset entries)")
     p.add_argument("--device", default="auto")
 
-    p = sub.add_parser("export", help="export the encoder alone (torchscript, onnx, safetensors)")
-    p.add_argument("--run", "--run-dir", dest="run", required=True)
-    p.add_argument("--format", required=True, choices=("torchscript", "onnx", "safetensors"))
+    p = sub.add_parser("export", help="export the encoder alone (torchscript, onnx, safetensors, torchvision, timm)")
+    p.add_argument("--run", "--run-dir", dest="run", required=True,
+                   help="a run directory (the encoder), or a `simclr finetune` directory (torchvision: with its fc)")
+    p.add_argument("--format", required=True, choices=FORMATS,
+                   help="torchvision / timm: a state dict that torchvision.models.resnetNN() / "
+                   "timm.create_model('resnetNN', num_classes=0) loads with strict=True")
     p.add_argument("--out", required=True)
     p.add_argument("--image-size", type=int, help="example input side for tracing (default: the run's)")
     return {"embed": embed_command, "search": search_command, "export": export_command}
@@ -183,9 +186,23 @@ def _dataset_thumbs(data_dir: str | None) -> Callable[[str], Image.Image | None]
 
 
 def export_command(args: argparse.Namespace) -> int:
-    encoder = finished_encoder(args.run)
-    out = export_encoder(encoder, args.format, args.out, args.image_size)
+    from simclr.models.classifier import CLASSIFIER, load_classifier
+
+    fc = None
+    if (Path(args.run) / CLASSIFIER).is_file():  # a fine-tuned classifier: its encoder, and its fc for torchvision
+        classifier = load_classifier(args.run)
+        encoder = classifier.encoder
+        if classifier.head_layers == 0:
+            fc = classifier.fc
+        elif args.format == "torchvision":
+            raise SimCLRError(f"{args.run} keeps {classifier.head_layers} head layers before its classifier: "
+                              "torchvision's ResNet has none; export the encoder alone from the pretraining run")
+    else:
+        encoder = finished_encoder(args.run)
+    out = export_encoder(encoder, args.format, args.out, args.image_size, fc=fc)
     print(f"{args.format} encoder written to {out}")
+    if args.format in ("torchvision", "timm"):
+        print(usage_note(encoder, args.format, fc is not None and args.format == "torchvision"))
     return 0
 
 

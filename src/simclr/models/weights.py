@@ -20,6 +20,7 @@ from simclr.errors import SimCLRError
 from simclr.io import safe_load
 from simclr.models.encoder import ResNet, resolve_stem
 from simclr.models.heads import build_head
+from simclr.models.interop import backbone_state, detect, from_torchvision
 
 CHECKPOINT = "checkpoint.pt"
 ENCODER = "encoder.pt"
@@ -59,7 +60,8 @@ def encoder_from_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ResNet:
-    """The trained encoder f of a run directory, an ``encoder.pt`` or an exported ``.safetensors``, in eval mode.
+    """The trained encoder f of a run directory, an ``encoder.pt``, an exported ``.safetensors`` or a
+    torchvision-layout ResNet state dict (weights trained elsewhere, e.g. ``--format torchvision``), in eval mode.
 
     It takes float RGB images in [0, 1] of shape (B, 3, H, W) and returns h (B, feature_dim).
     ``encoder.image_size`` is the size it was trained at. A run directory without
@@ -76,6 +78,8 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
     if p.suffix.lower() == ".safetensors":
         return load_safetensors_encoder(p).to(map_location)
     obj = safe_load(p)
+    if "format" not in obj:  # weights trained elsewhere: a torchvision-layout ResNet state dict
+        return encoder_from_torchvision(obj, str(p)).to(map_location)
     if obj.get("format") == CHECKPOINT_FORMAT:
         obj = encoder_from_checkpoint(obj)
     if obj.get("format") != ENCODER_FORMAT:
@@ -87,6 +91,31 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
         raise SimCLRError(f"{p}: weights do not match {obj['arch']}: {str(e).splitlines()[0]}") from e
     encoder.image_size = int(obj["image_size"])  # type: ignore[assignment]
     return encoder.to(map_location).eval()
+
+
+def encoder_from_torchvision(obj: dict[str, Any], where: str = "the file", arch: str | None = None) -> ResNet:
+    """A simclr encoder (eval mode) holding a torchvision-layout ResNet state dict (bare, wrapped or
+    prefixed: ``simclr.models.interop``); depth, width and stem read from the shapes (``arch``, when
+    given, must agree). Keys the network lacks or misses are refused, listing the first few."""
+    tv = backbone_state(obj, where)
+    found, width, stem = detect(tv)
+    if arch is not None and arch != found:
+        raise SimCLRError(f"{where} holds a {found}, not a {arch}")
+    encoder = ResNet(found, width, stem)
+    state = from_torchvision(tv)
+    want = encoder.state_dict()
+    missing, unknown = [k for k in want if k not in state], [k for k in state if k not in want]
+    if missing or unknown:
+        parts = ([f"missing {', '.join(missing[:4])}"] if missing else []) + (
+            [f"unknown {', '.join(unknown[:4])}"] if unknown else [])
+        raise SimCLRError(f"{where}: not a {found} as torchvision lays it out ({'; '.join(parts)}); nothing loaded")
+    bad = [k for k in want if want[k].shape != state[k].shape]
+    if bad:
+        raise SimCLRError(f"{where}: {bad[0]} has shape {tuple(state[bad[0]].shape)}, a {found} x{width:g} "
+                          f"needs {tuple(want[bad[0]].shape)}; nothing loaded")
+    encoder.load_state_dict(state)
+    encoder.image_size = 224 if stem == "imagenet" else 32  # type: ignore[assignment]  # unknown: pass --image-size
+    return encoder.eval()
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -138,5 +167,6 @@ def load_safetensors_encoder(path: str | os.PathLike) -> ResNet:
 
 __all__ = [
     "CHECKPOINT", "CHECKPOINT_FORMAT", "ENCODER", "ENCODER_FORMAT", "SAFETENSORS_FORMAT", "encoder_from_checkpoint",
+    "encoder_from_torchvision",
     "encoder_payload", "load_encoder", "load_head", "load_safetensors_encoder", "unwrap",
 ]

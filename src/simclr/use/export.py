@@ -1,9 +1,13 @@
-"""Export the trained encoder alone: TorchScript, ONNX or safetensors.
+"""Export the trained encoder alone: TorchScript, ONNX, safetensors, or a torchvision / timm state dict.
 
 Every format takes float RGB images in [0, 1], (B, 3, H, W), and gives h (B, D), as
 ``load_encoder`` does. TorchScript and ONNX carry the graph (batch size dynamic; ONNX also dynamic
 height and width); safetensors carries the weights and the architecture in its metadata, read back
-by ``load_encoder`` (``simclr.models.weights``; no pickle anywhere).
+by ``load_encoder`` (``simclr.models.weights``; no pickle anywhere). ``torchvision`` and ``timm``
+write a plain state dict in torchvision's key layout (``simclr.models.interop``) that
+``torchvision.models.resnetNN()`` / ``timm.create_model("resnetNN", num_classes=0)`` load with
+``strict=True``: without ``fc`` (set ``model.fc = nn.Identity()`` for torchvision), or, for a
+fine-tuned classifier without kept head layers, with its linear layer as ``fc``.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from simclr.errors import SimCLRError
 from simclr.io import atomic_write
 from simclr.models.conv import Conv2d
 from simclr.models.encoder import ResNet
+from simclr.models.interop import to_torchvision
 from simclr.models.weights import SAFETENSORS_FORMAT
 
-FORMATS = ("torchscript", "onnx", "safetensors")
+FORMATS = ("torchscript", "onnx", "safetensors", "torchvision", "timm")
 
 
 class _Plain(torch.nn.Module):
@@ -36,11 +41,41 @@ class _Plain(torch.nn.Module):
         return self.encoder(x)
 
 
-def export_encoder(encoder: ResNet, fmt: str, out: str | os.PathLike, image_size: int | None = None) -> Path:
-    """Write ``encoder`` to ``out`` in format ``fmt``; returns the path. No partial file on failure."""
+def torchvision_state(encoder: ResNet, fc: torch.nn.Linear | None = None) -> dict[str, torch.Tensor]:
+    """``encoder``'s weights in torchvision's layout (with ``fc`` from ``fc`` when given). Refused where
+    torchvision has no equivalent network: a width multiplier other than 1."""
+    if encoder.width_multiplier != 1:
+        raise SimCLRError(f"torchvision's and timm's ResNets have no width multiplier: this encoder is "
+                          f"x{encoder.width_multiplier:g}; use --format safetensors (load_encoder reads it)")
+    state = to_torchvision({k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()})
+    if fc is not None:
+        state["fc.weight"], state["fc.bias"] = fc.weight.detach().cpu().clone(), fc.bias.detach().cpu().clone()
+    return state
+
+
+def usage_note(encoder: ResNet, fmt: str, with_fc: bool) -> str:
+    """What a user of the exported state dict must know, in one line: the input it expects, and the
+    module changes a CIFAR stem needs."""
+    norm = ("ImageNet-normalised images (transforms.Normalize(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, "
+            "0.225)), as torchvision models expect)" if encoder.input_norm == "imagenet"
+            else "RGB images in [0, 1], not normalised (the run trained without input normalisation)")
+    stem = (" CIFAR stem: set model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False) and model.maxpool = "
+            "nn.Identity() before loading." if encoder.stem_type == "cifar" else "")
+    head = ("fc is the fine-tuned classifier" if with_fc else
+            "no fc: set model.fc = nn.Identity() (torchvision) or num_classes=0 (timm) before loading")
+    return f"{fmt} state dict of {encoder.arch}: feed {norm}; {head}.{stem}"
+
+
+def export_encoder(encoder: ResNet, fmt: str, out: str | os.PathLike, image_size: int | None = None,
+                   fc: torch.nn.Linear | None = None) -> Path:
+    """Write ``encoder`` to ``out`` in format ``fmt``; returns the path. No partial file on failure.
+    ``fc``: the classifier's linear layer (torchvision format only)."""
     if fmt not in FORMATS:
         raise SimCLRError(f"--format {fmt!r} is not valid: choose one of {', '.join(FORMATS)}")
     out = Path(out)
+    if fmt in ("torchvision", "timm"):
+        state = torchvision_state(encoder, fc if fmt == "torchvision" else None)
+        return atomic_write(out, lambda tmp: torch.save(state, tmp))
     size = image_size or int(getattr(encoder, "image_size", 224))
     encoder = encoder.cpu().eval()
     example = torch.rand(2, 3, size, size)
@@ -97,4 +132,4 @@ def _save_safetensors(encoder: ResNet, size: int, path: str) -> None:
     save_file(state, path, metadata=meta)
 
 
-__all__ = ["FORMATS", "export_encoder"]
+__all__ = ["FORMATS", "export_encoder", "torchvision_state", "usage_note"]

@@ -158,3 +158,25 @@ def test_export_then_evaluate_the_file_equals_evaluating_the_run(tmp_path: Path,
         assert main(["linear-eval", "--run", str(source), "--dataset", "synthetic", *tiny]) == 0
         results.append(capsys.readouterr().out.strip().splitlines()[-1])
     assert results[0] == results[1] and results[0].startswith("linear-eval: top1")
+
+
+def test_hf_folder_loads_back_and_its_card_is_filled_from_the_run(tmp_path: Path) -> None:
+    import json
+
+    from simclr.cli.main import main
+
+    run = tmp_path / "run"
+    assert main(["pretrain", "--out", str(run), "--limit", "64", "--image-size", "16", "--batch-size", "16",
+                 "--max-steps", "3", "--width-multiplier", "0.25", "--no-online-probe"]) == 0
+    (run / "linear.json").write_text(json.dumps({"top1": 0.4321, "top5": 0.9, "random_init": False}))
+    assert main(["export", "--run", str(run), "--format", "hf", "--out", str(tmp_path / "hub")]) == 0
+    hub = tmp_path / "hub"
+    assert sorted(p.name for p in hub.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    config = json.loads((hub / "config.json").read_text())
+    assert (config["architecture"], config["width_multiplier"], config["image_size"], config["feature_dim"]) == (
+        "resnet18", 0.25, 16, 128)
+    assert config["training"]["steps"] == 3 and config["training"]["dataset"] == "synthetic"
+    card = (hub / "README.md").read_text()
+    assert "| linear evaluation | 43.21 | 90.00 |" in card and "3 steps" in card and "datasets: [synthetic]" in card
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.equal(load_encoder(hub)(x), load_encoder(run)(x))

@@ -199,7 +199,7 @@ def export_command(args: argparse.Namespace) -> int:
                               "torchvision's ResNet has none; export the encoder alone from the pretraining run")
     else:
         encoder = finished_encoder(args.run)
-    out = export_encoder(encoder, args.format, args.out, args.image_size, fc=fc)
+    out = export_encoder(encoder, args.format, args.out, args.image_size, fc=fc, run=args.run)
     print(f"{args.format} encoder written to {out}")
     if args.format in ("torchvision", "timm"):
         print(usage_note(encoder, args.format, fc is not None and args.format == "torchvision"))

@@ -27,6 +27,7 @@ ENCODER = "encoder.pt"
 ENCODER_FORMAT = "simclr-encoder"
 CHECKPOINT_FORMAT = "simclr-checkpoint"
 SAFETENSORS_FORMAT = "simclr-encoder-safetensors-v1"
+HF_WEIGHTS = "model.safetensors"  # the weights file of an `export --format hf` folder
 
 
 def encoder_payload(encoder: ResNet, image_size: int) -> dict[str, Any]:
@@ -60,8 +61,9 @@ def encoder_from_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ResNet:
-    """The trained encoder f of a run directory, an ``encoder.pt``, an exported ``.safetensors`` or a
-    torchvision-layout ResNet state dict (weights trained elsewhere, e.g. ``--format torchvision``), in eval mode.
+    """The trained encoder f of a run directory, an ``encoder.pt``, an exported ``.safetensors`` (or an
+    ``export --format hf`` folder) or a torchvision-layout ResNet state dict (weights trained elsewhere,
+    e.g. ``--format torchvision``), in eval mode.
 
     It takes float RGB images in [0, 1] of shape (B, 3, H, W) and returns h (B, feature_dim).
     ``encoder.image_size`` is the size it was trained at. A run directory without
@@ -69,7 +71,9 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
     """
     p = Path(path)
     if p.is_dir():
-        if (p / ENCODER).exists():
+        if (p / HF_WEIGHTS).exists() and not (p / ENCODER).exists():  # an `export --format hf` folder
+            p = p / HF_WEIGHTS
+        elif (p / ENCODER).exists():
             p = p / ENCODER
         elif (p / CHECKPOINT).exists():
             p = p / CHECKPOINT
@@ -166,7 +170,7 @@ def load_safetensors_encoder(path: str | os.PathLike) -> ResNet:
 
 
 __all__ = [
-    "CHECKPOINT", "CHECKPOINT_FORMAT", "ENCODER", "ENCODER_FORMAT", "SAFETENSORS_FORMAT", "encoder_from_checkpoint",
-    "encoder_from_torchvision",
-    "encoder_payload", "load_encoder", "load_head", "load_safetensors_encoder", "unwrap",
+    "CHECKPOINT", "CHECKPOINT_FORMAT", "ENCODER", "ENCODER_FORMAT", "HF_WEIGHTS", "SAFETENSORS_FORMAT",
+    "encoder_from_checkpoint", "encoder_from_torchvision", "encoder_payload", "load_encoder", "load_head",
+    "load_safetensors_encoder", "unwrap",
 ]

@@ -25,8 +25,9 @@ from simclr.models.conv import Conv2d
 from simclr.models.encoder import ResNet
 from simclr.models.interop import to_torchvision
 from simclr.models.weights import SAFETENSORS_FORMAT
+from simclr.use.hub import export_hub_folder
 
-FORMATS = ("torchscript", "onnx", "safetensors", "torchvision", "timm")
+FORMATS = ("torchscript", "onnx", "safetensors", "torchvision", "timm", "hf")
 
 
 class _Plain(torch.nn.Module):
@@ -67,9 +68,10 @@ def usage_note(encoder: ResNet, fmt: str, with_fc: bool) -> str:
 
 
 def export_encoder(encoder: ResNet, fmt: str, out: str | os.PathLike, image_size: int | None = None,
-                   fc: torch.nn.Linear | None = None) -> Path:
+                   fc: torch.nn.Linear | None = None, run: str | os.PathLike | None = None) -> Path:
     """Write ``encoder`` to ``out`` in format ``fmt``; returns the path. No partial file on failure.
-    ``fc``: the classifier's linear layer (torchvision format only)."""
+    ``fc``: the classifier's linear layer (torchvision format only); ``run``: the run directory the model
+    card of ``hf`` is filled from."""
     if fmt not in FORMATS:
         raise SimCLRError(f"--format {fmt!r} is not valid: choose one of {', '.join(FORMATS)}")
     out = Path(out)
@@ -81,6 +83,9 @@ def export_encoder(encoder: ResNet, fmt: str, out: str | os.PathLike, image_size
     example = torch.rand(2, 3, size, size)
     if fmt == "safetensors":
         return atomic_write(out, lambda tmp: _save_safetensors(encoder, size, tmp))
+    if fmt == "hf":
+        return export_hub_folder(encoder, out, size, run, lambda path: atomic_write(
+            path, lambda tmp: _save_safetensors(encoder, size, tmp)))
     with _generic_convs(encoder):
         if fmt == "torchscript":
             with torch.no_grad():

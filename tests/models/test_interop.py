@@ -180,3 +180,27 @@ def test_hf_folder_loads_back_and_its_card_is_filled_from_the_run(tmp_path: Path
     assert "| linear evaluation | 43.21 | 90.00 |" in card and "3 steps" in card and "datasets: [synthetic]" in card
     x = torch.rand(2, 3, 16, 16)
     assert torch.equal(load_encoder(hub)(x), load_encoder(run)(x))
+
+
+def test_pretrain_continues_from_torchvision_weights(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from simclr.cli.main import main
+
+    torch.manual_seed(5)
+    tv = torchvision.models.resnet18(weights=None)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in tv.state_dict().items()}}, tmp_path / "tv.pth")
+    run = tmp_path / "run"
+    tiny = ["--limit", "64", "--image-size", "16", "--batch-size", "16", "--no-online-probe", "--stem", "imagenet"]
+    assert main(["pretrain", "--out", str(run), *tiny, "--max-steps", "1", "--lr", "1e-12",
+                 "--init-from", str(tmp_path / "tv.pth")]) == 0
+    assert "encoder initialised from" in capsys.readouterr().err
+    enc = load_encoder(run)
+    pairs = (("stem.0.weight", tv.conv1.weight), ("layer3.0.shortcut.0.weight", tv.layer3[0].downsample[0].weight),
+             ("layer4.1.conv2.weight", tv.layer4[1].conv2.weight))
+    for name, w in pairs:
+        assert torch.allclose(enc.state_dict()[name], w, atol=1e-9), name  # lr 1e-12: one step moves nothing
+    # weights of another network are refused in one line, before the run directory exists
+    assert main(["pretrain", "--out", str(tmp_path / "bad"), *tiny, "--arch", "resnet34",
+                 "--init-from", str(tmp_path / "tv.pth")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a resnet18 x1 with the imagenet stem" in err[0] and "--arch" in err[0]
+    assert not (tmp_path / "bad").exists()

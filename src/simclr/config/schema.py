@@ -45,6 +45,10 @@ class ModelConfig:
     input_norm: str = opt(
         "none", "none (default, the official code) or imagenet (ImageNet mean/std inside the encoder, as "
         "torchvision users do)")
+    init_from: str | None = opt(
+        None, "start the encoder from these weights and pretrain on: a run, an encoder.pt, a .safetensors, an "
+        "hf folder, or a torchvision-layout ResNet state dict (torchvision, lightly, solo-learn); the head starts "
+        "fresh; --arch, --width-multiplier and --stem must match the weights")
 
 
 @dataclass

@@ -29,7 +29,8 @@ from simclr.data.images import has_labels
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
 from simclr.eval.online import KNNMonitor, OnlineProbe
-from simclr.models.weights import CHECKPOINT, ENCODER
+from simclr.models.encoder import resolve_stem
+from simclr.models.weights import CHECKPOINT, ENCODER, load_encoder
 from simclr.runtime import pick_device, prepare_device
 from simclr.train.callbacks import Callback, EncoderSnapshots
 from simclr.train.checkpoint import prepare_run_dir
@@ -84,6 +85,25 @@ def _resolved(cfg: PretrainConfig, ckpt: dict[str, Any] | None) -> PretrainConfi
     return cfg
 
 
+def initial_encoder(cfg: PretrainConfig) -> dict[str, Any] | None:
+    """The encoder weights of ``--init-from`` (any file ``load_encoder`` reads), refused in one line
+    unless they are the configured network."""
+    m, d = cfg.model, cfg.data
+    if m.init_from is None:
+        return None
+    enc = load_encoder(m.init_from)
+    assert d.image_size is not None
+    want = (m.arch, float(m.width_multiplier), resolve_stem(m.stem, d.image_size), m.input_norm)
+    have = (enc.arch, float(enc.width_multiplier), enc.stem_type, enc.input_norm)
+    if want != have:
+        raise SimCLRError(
+            f"--init-from {m.init_from} is a {have[0]} x{have[1]:g} with the {have[2]} stem (input norm {have[3]}); "
+            f"the run is configured as a {want[0]} x{want[1]:g} with the {want[2]} stem (input norm {want[3]}): "
+            "pass the matching --arch / --width-multiplier / --stem / --input-norm"
+        )
+    return enc.state_dict()
+
+
 def monitors(training: Training) -> list[Callback]:
     """The online monitors a run asked for (``monitor`` section): the probe, the kNN monitor."""
     mon = training.cfg.monitor
@@ -105,11 +125,14 @@ def _pretrain(cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: 
     prepare_device(device)
     images = load_images(d.dataset, "pretrain", d.data_dir, d.limit, t.seed, d.image_size)
     check_run(cfg, world, device, len(images), has_labels(images))
+    init = initial_encoder(cfg) if ckpt is None else None  # refused before the run directory exists
     distributed.main_first(lambda: prepare_run_dir(out, resume))
     if cfg.monitor.online_probe is None:
         cfg.monitor.online_probe = has_labels(images)
     training = build_training(cfg, images, device, world=world, ckpt=ckpt, loss=loss,
-                              guard_where=str(out / CHECKPOINT), log=log)
+                              guard_where=str(out / CHECKPOINT), log=log, init_encoder=init)
+    if init is not None:
+        print(f"encoder initialised from {cfg.model.init_from}", file=log)
     print(describe(training), file=log)
     print(f"{len(images)} images; expected first loss about ln(2N-1) = {math.log(2 * t.batch_size - 1):.3f}",
           file=log)
@@ -121,4 +144,4 @@ def _pretrain(cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: 
     return PretrainResult(out, state.step, state.epoch, state.last_loss, state.interrupted)
 
 
-__all__ = ["PretrainResult", "monitors", "pretrain"]
+__all__ = ["PretrainResult", "initial_encoder", "monitors", "pretrain"]

@@ -124,18 +124,22 @@ def build_training(
     loss: nn.Module | None = None,
     guard_where: str = "",
     log: TextIO | None = None,
+    init_encoder: dict[str, Any] | None = None,
 ) -> Training:
     """The parts of a run of ``cfg`` (resolved) on ``images`` and ``device`` (see the module docstring).
 
     ``ckpt``: a checkpoint to resume from (model, optimiser, scaler, random state). ``loss``: the loss
     module (default ``NTXentLoss(cfg.loss.temperature)``). ``guard_where``: the checkpoint the
-    finiteness message names.
+    finiteness message names. ``init_encoder``: encoder weights to start from (``--init-from``).
     """
     world = world or distributed.DistContext()
     d, o, t = cfg.data, cfg.optim, cfg.train
     assert d.image_size is not None and cfg.loss.temperature is not None and o.warmup_epochs is not None
     torch.manual_seed(t.seed)
-    model = build_network(cfg).to(device)
+    model = build_network(cfg)
+    if init_encoder is not None:
+        model.encoder.load_state_dict(init_encoder)
+    model = model.to(device)
     global_bn = world.enabled and (t.global_bn if t.global_bn is not None else True)
     if global_bn:
         model = convert_global_bn(model, distributed.backend())  # type: ignore[assignment]

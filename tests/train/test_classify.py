@@ -175,3 +175,27 @@ def test_supcon_pretraining_runs_and_needs_labels(tmp_path: Path, capsys: pytest
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--loss supcon needs labels" in err[0]
     assert not (tmp_path / "bad").exists()
+
+
+def test_finetune_on_a_folder_writes_relative_paths_and_reads_them_back(tmp_path: Path) -> None:
+    root = tmp_path / "folder"
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["cats", "dogs"]):
+        (root / name).mkdir(parents=True)
+        for i in range(10):
+            arr = np.full((20, 24, 3), 40 + 120 * c, np.uint8) + rng.integers(0, 30, (20, 24, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(root / name / f"{name}_{i}.png")
+    data = ["--dataset", "folder", "--data-dir", str(root), "--image-size", "16", "--workers", "0"]
+    run = tmp_path / "run"
+    assert main(["pretrain", "--out", str(run), *data, "--batch-size", "8", "--max-steps", "1",
+                 "--width-multiplier", "0.25", "--no-online-probe"]) == 0
+    ft = tmp_path / "ft"
+    assert main(["finetune", "--run", str(run), "--out", str(ft), *data, "--label-fraction", "0.5",
+                 "--batch-size", "4", "--epochs", "1"]) == 0
+    names = (ft / "subset.txt").read_text().split()
+    # the folder has no train/ and test/: every 5th image is the test split; half of each class's 8
+    assert len(names) == 8 and all(n.split("/")[0] in ("cats", "dogs") and n.endswith(".png") for n in names)
+    again = tmp_path / "again"
+    assert main(["finetune", "--run", str(run), "--out", str(again), *data, "--subset-file", str(ft / "subset.txt"),
+                 "--batch-size", "4", "--epochs", "1"]) == 0
+    assert (again / "subset.txt").read_text() == (ft / "subset.txt").read_text()

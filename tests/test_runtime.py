@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 SCRIPT = """
 import resource, sys, torch
@@ -32,3 +33,40 @@ def test_freed_buffers_are_reused_without_page_faults() -> None:
     pages = 64 * 2**20 // 4096
     assert faults("off") > pages // 2  # glibc's default: the block went back to the kernel
     assert faults("on") < pages // 20  # retained: the second buffer reuses the first one's pages
+
+
+def test_precision_auto_reads_the_cpu_flags() -> None:
+    from simclr.runtime import choose_precision
+
+    cpu = torch.device("cpu")
+
+    def never() -> float:
+        raise AssertionError("measured where the flags decide")
+
+    assert choose_precision(cpu, set(), never)[0] == "fp32"
+    choice, why = choose_precision(cpu, {"avx2", "fma", "avx512f"}, never)
+    assert choice == "fp32" and "no native bf16" in why and "13x" in why
+    assert choose_precision(cpu, {"avx512_bf16", "amx_bf16", "amx_tile"}, never) == ("bf16", "the CPU has AMX-BF16")
+    # AVX512-BF16 alone: bf16 only where a bf16 step measures faster (it is slower on some such CPUs)
+    choice, why = choose_precision(cpu, {"avx512_bf16"}, lambda: 0.7)
+    assert choice == "fp32" and "0.70x" in why
+    choice, why = choose_precision(cpu, {"avx512_bf16"}, lambda: 1.6)
+    assert choice == "bf16" and "1.60x" in why
+
+
+def test_precision_auto_is_the_default_and_said_at_start(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    import yaml
+
+    from simclr.cli.main import main
+
+    tiny = ["--limit", "32", "--image-size", "16", "--width-multiplier", "0.25", "--batch-size", "16",
+            "--max-steps", "1", "--no-online-probe"]
+    for flags, want in (("avx2 fma", "fp32"), ("avx512_bf16 amx_bf16", "bf16")):
+        monkeypatch.setenv("SIMCLR_CPU_FLAGS", flags)  # a faked CPU
+        out = tmp_path / want
+        assert main(["pretrain", "--out", str(out), *tiny]) == 0
+        assert f"precision auto: {want} (" in capsys.readouterr().err
+        assert yaml.safe_load((out / "config.yaml").read_text())["train"]["precision"] == want  # resumes alike
+    monkeypatch.setenv("SIMCLR_CPU_FLAGS", "avx2")
+    assert main(["linear-eval", "--run", str(tmp_path / "fp32"), "--limit", "32"]) == 0
+    assert "precision auto: fp32 (the CPU has no native bf16" in capsys.readouterr().err

@@ -24,6 +24,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from collections.abc import Callable
 
 import torch
 
@@ -58,6 +59,82 @@ def retain_freed_memory(mmap_threshold: int = 1 << 30) -> bool:
 
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+SPEEDUP_NEEDED = 1.1  # bf16 is chosen on an AVX512-BF16 CPU only when a measured step is this much faster
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where it does not exist). ``SIMCLR_CPU_FLAGS``
+    (space-separated) replaces them: to test the choice of ``--precision auto``, or to override it."""
+    forced = os.environ.get("SIMCLR_CPU_FLAGS")
+    if forced is not None:
+        return set(forced.split())
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def measured_bf16_speedup(repeats: int = 5) -> float:
+    """fp32 time / bf16-autocast time of a small conv + linear forward and backward on the CPU (median
+    of ``repeats`` after a warm-up; about a second). Above 1: bf16 is faster here."""
+    import time
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1)
+    fc = torch.nn.Linear(64 * 14 * 14, 256)
+    x = torch.randn(32, 64, 14, 14)
+
+    def step(precision: str) -> float:
+        start = time.perf_counter()
+        with autocast_context(precision, torch.device("cpu")):
+            out = fc(torch.relu(conv(x)).flatten(1)).float().sum()
+        out.backward()
+        return time.perf_counter() - start
+
+    times = {}
+    for precision in ("fp32", "bf16"):
+        step(precision)
+        times[precision] = sorted(step(precision) for _ in range(repeats))[repeats // 2]
+    return times["fp32"] / max(times["bf16"], 1e-12)
+
+
+def choose_precision(device: torch.device, flags: set[str] | None = None,
+                     speedup: Callable[[], float] = measured_bf16_speedup) -> tuple[str, str]:
+    """What ``--precision auto`` runs on ``device``, and why: bf16 autocast where the hardware runs bf16
+    natively (a CUDA device with bf16; a CPU with AMX-BF16; a CPU with AVX512-BF16 where a bf16 step
+    measures faster, since on some such CPUs it is slower), fp32 elsewhere (emulated bf16 is about
+    13x slower)."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        if torch.cuda.is_bf16_supported():
+            return "bf16", f"{name} runs bf16 natively"
+        return "fp32", f"{name} has no bf16"
+    if device.type != "cpu":
+        return "fp32", f"no bf16 rule for {device.type} devices"
+    flags = cpu_flags() if flags is None else flags
+    if "amx_bf16" in flags:
+        return "bf16", "the CPU has AMX-BF16"
+    if "avx512_bf16" in flags:
+        ratio = speedup()
+        if ratio >= SPEEDUP_NEEDED:
+            return "bf16", f"the CPU has AVX512-BF16 and a bf16 step measured {ratio:.2f}x the speed of fp32"
+        return "fp32", (f"the CPU has AVX512-BF16 but a bf16 step measured only {ratio:.2f}x the speed of fp32 here "
+                        "(pass --precision bf16 to use it anyway)")
+    return "fp32", "the CPU has no native bf16 (no amx_bf16 or avx512_bf16 flag; emulated bf16 is about 13x slower)"
+
+
+def resolve_precision(precision: str, device: torch.device) -> tuple[str, str | None]:
+    """(``precision`` itself, None), or for ``auto`` (the choice of ``choose_precision``, the line that
+    says it). Runs print the line once their input is checked: bad input stays one line."""
+    if precision != "auto":
+        return precision, None
+    choice, why = choose_precision(device)
+    return choice, f"precision auto: {choice} ({why})"
 
 
 def pick_device(name: str) -> torch.device:
@@ -107,6 +184,7 @@ def prepare_device(device: torch.device) -> None:
 
 
 __all__ = [
-    "PRECISIONS", "autocast_context", "check_precision", "pick_device", "prepare_device", "retain_freed_memory",
+    "PRECISIONS", "PRECISION_CHOICES", "autocast_context", "check_precision", "choose_precision", "cpu_flags",
+    "measured_bf16_speedup", "pick_device", "prepare_device", "resolve_precision", "retain_freed_memory",
     "to_channels_last",
 ]

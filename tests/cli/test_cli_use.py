@@ -67,8 +67,9 @@ def test_embed_folder_matches_the_encoder_and_skips_bad_files(run: Path, folder:
                                                               capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "gallery.npz"
     with pytest.warns(UserWarning) as caught:
+        # fp32 (not auto): compared with the fp32 encoder to 1e-5
         code, stdout, _ = cli(["embed", "--run", str(run), "--images", str(folder), "--out", str(out),
-                               "--workers", "0"], capsys)
+                               "--workers", "0", "--precision", "fp32"], capsys)
     named = " ".join(str(w.message) for w in caught)
     assert "broken.png" in named and "truncated.png" in named  # skipped at scan / at decode, each named
     assert code == 0 and "10 embeddings" in stdout
@@ -81,8 +82,8 @@ def test_embed_folder_matches_the_encoder_and_skips_bad_files(run: Path, folder:
     pytest.importorskip("pyarrow")
     pq = tmp_path / "gallery.parquet"
     with pytest.warns(UserWarning):
-        assert cli(["embed", "--run", str(run), "--images", str(folder), "--out", str(pq), "--workers", "0"],
-                   capsys)[0] == 0
+        assert cli(["embed", "--run", str(run), "--images", str(folder), "--out", str(pq), "--workers", "0",
+                    "--precision", "fp32"], capsys)[0] == 0
     p = Embeddings.load(pq)
     np.testing.assert_allclose(p.vectors, e.vectors, rtol=1e-6, atol=1e-6)
     assert p.paths == e.paths and (p.labels == e.labels).all() and p.model == e.model
@@ -94,7 +95,7 @@ def test_embed_dataset_and_layer_z(run: Path, tmp_path: Path, capsys: pytest.Cap
 
     out = tmp_path / "z.npz"
     code, _, _ = cli(["embed", "--run", str(run), "--dataset", "synthetic", "--limit", "20", "--layer", "z",
-                      "--out", str(out)], capsys)
+                      "--out", str(out), "--precision", "fp32"], capsys)
     assert code == 0
     e = Embeddings.load(out)
     images = load_images("synthetic", "train", None, 20, 0, 16)

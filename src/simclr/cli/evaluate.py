@@ -22,7 +22,9 @@ def _add_eval(sub: argparse._SubParsersAction, name: str, help_text: str) -> arg
     p.add_argument("--batch-size", type=int, default=256, help="feature extraction batch (default 256)")
     p.add_argument("--workers", type=int, default=2, help="loader workers for folder datasets")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="feature extraction precision")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="feature extraction: auto (default: bf16 where the hardware runs it natively, else fp32), "
+                   "fp32 or bf16")
     p.add_argument("--label-fraction", type=float,
                    help="fit on this fraction of the train labels only (class-balanced, drawn with --seed, as "
                    "`simclr finetune` draws them)")

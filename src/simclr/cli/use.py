@@ -19,7 +19,7 @@ from simclr.errors import SimCLRError
 from simclr.io import atomic_write_text
 from simclr.models.encoder import ResNet
 from simclr.models.weights import ENCODER, load_encoder, load_head
-from simclr.runtime import pick_device
+from simclr.runtime import pick_device, resolve_precision
 from simclr.use.embeddings import Embeddings, embed_images, fingerprint
 from simclr.use.export import FORMATS, export_encoder, usage_note
 from simclr.use.html import render
@@ -37,6 +37,8 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers decoding image files")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="auto (default: bf16 where the hardware runs it natively, else fp32), fp32 or bf16")
 
     p = sub.add_parser("search", help="nearest neighbours of query images in an embeddings file")
     p.add_argument("--index", required=True, help="an embeddings file from 'simclr embed'")
@@ -99,7 +101,11 @@ def embed_command(args: argparse.Namespace) -> int:
     size = int(encoder.image_size)  # type: ignore[arg-type]
     head = load_head(args.run, device) if args.layer == "z" else None
     images, names = image_source(args, size, args.split)
-    vectors, kept = embed_images(encoder.to(device), images, size, device, args.batch_size, args.workers, head)
+    precision, line = resolve_precision(args.precision, device)
+    if line:
+        print(line, file=sys.stderr)
+    vectors, kept = embed_images(encoder.to(device), images, size, device, args.batch_size, args.workers, head,
+                                 precision=precision)
     labels = torch.as_tensor(images.labels)[kept].numpy()
     if isinstance(images, FolderImages):
         names = [str(Path(n).resolve()) for n in names]

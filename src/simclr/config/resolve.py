@@ -15,7 +15,7 @@ from simclr.losses import LOSSES
 from simclr.models.encoder import ARCHS, INPUT_NORMS, STEMS
 from simclr.models.heads import HEADS
 from simclr.optim import DEFAULT_BASE_LR, LR_SCHEDULES, OPTIMIZERS
-from simclr.runtime import PRECISIONS
+from simclr.runtime import PRECISION_CHOICES
 
 BN_VIEWS = ("joint", "per-view")
 
@@ -62,7 +62,7 @@ def validate(cfg: PretrainConfig) -> None:
     _check_choice(o.lr_schedule, LR_SCHEDULES, "--lr-schedule")
     _check_choice(t.bn_views, BN_VIEWS, "--bn-views")
     _check_choice(a.crop_interpolation, CROP_INTERPOLATIONS, "--crop-interpolation")
-    _check_choice(t.precision, PRECISIONS, "--precision")
+    _check_choice(t.precision, PRECISION_CHOICES, "--precision")
     _check_choice(lo.name, LOSSES, "--loss")
     _check_choice(a.on, ("device", "workers"), "--augment-on")
     if a.on == "workers" and (a.brightness != "multiplicative" or a.contrast != "gray-mean"):

@@ -121,7 +121,10 @@ class TrainConfig:
     epochs: int = opt(100, "epochs (default 100)")
     batch_size: int = opt(256, "images per step, 2 views each (default 256)")
     max_steps: int | None = opt(None, "stop after this many steps in total")
-    precision: str = opt("fp32", "fp32 (default), bf16 (autocast) or fp16 (GPU, grad scaler)")
+    precision: str = opt(
+        "auto", "auto (default: bf16 autocast where the hardware runs it natively: a CUDA device with bf16, a CPU "
+        "with AMX-BF16, or with AVX512-BF16 where a bf16 step measures faster; else fp32), fp32, bf16 (autocast) or "
+        "fp16 (GPU, grad scaler)")
     channels_last: bool | None = opt(None, "channels_last memory format (default: on)")
     seed: int = opt(0, "seed for weights, data order and augmentation (default 0)")
     device: str = opt("auto", "auto (default), cpu, cuda, cuda:N")
@@ -216,7 +219,9 @@ class ClassifierTrain:
         None, "epochs; auto: 60 when the labels are <= 2%% of the train split, 30 up to 20%%, else 15")
     batch_size: int | None = opt(None, "images per step; auto: 64 for <= 2000 labelled images, else 256")
     max_steps: int | None = opt(None, "stop after this many steps in total")
-    precision: str = opt("fp32", "fp32 (default), bf16 (autocast) or fp16 (GPU, grad scaler)")
+    precision: str = opt(
+        "auto", "auto (default: bf16 where the hardware runs it natively, else fp32; see pretrain --help), fp32, "
+        "bf16 or fp16 (GPU)")
     channels_last: bool | None = opt(None, "channels_last memory format (default: on)")
     seed: int = opt(0, "seed of the subset, the classifier's init, data order and augmentation (default 0)")
     device: str = opt("auto", "auto (default), cpu, cuda, cuda:N")

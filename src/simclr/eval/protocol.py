@@ -26,7 +26,7 @@ from simclr.eval.knn import knn_eval
 from simclr.eval.linear import linear_eval
 from simclr.models.encoder import ResNet
 from simclr.models.weights import load_encoder
-from simclr.runtime import pick_device
+from simclr.runtime import pick_device, resolve_precision
 
 
 @dataclass
@@ -66,7 +66,7 @@ def run_features(
     batch_size: int = 256,
     workers: int = 2,
     device: str = "auto",
-    precision: str = "fp32",
+    precision: str = "auto",
     seed: int = 0,
     log: Callable[[str], None] | None = None,
     label_fraction: float | None = None,
@@ -101,6 +101,9 @@ def run_features(
         train = train.subset(balanced_subset(train.labels, label_fraction, seed, train.classes))
     elif subset_file is not None:
         train = train.subset(read_subset(subset_file, train))
+    precision, line = distributed.broadcast_object(resolve_precision(precision, dev))  # rank 0's on every rank
+    if log and line and world.is_main:
+        log(line)
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
     xtr, ytr = extract_features(encoder, train, size, dev, batch_size, workers, precision)
     xte, yte = extract_features(encoder, test, size, dev, batch_size, workers, precision)

@@ -58,7 +58,15 @@ from simclr.models.heads import head_depth, hidden_layers
 from simclr.models.norm import convert_global_bn
 from simclr.models.weights import CHECKPOINT, load_encoder, load_head
 from simclr.optim import lr_at, param_groups
-from simclr.runtime import PRECISIONS, autocast_context, check_precision, pick_device, prepare_device, to_channels_last
+from simclr.runtime import (
+    PRECISION_CHOICES,
+    autocast_context,
+    check_precision,
+    pick_device,
+    prepare_device,
+    resolve_precision,
+    to_channels_last,
+)
 from simclr.train.callbacks import Callback
 from simclr.train.checkpoint import prepare_run_dir
 from simclr.train.loop import Trainer
@@ -103,9 +111,9 @@ def _run_config(run: str | os.PathLike) -> dict[str, Any]:
 
 def _check_train(cfg: FinetuneConfig | DistillConfig) -> None:
     t, o = cfg.train, cfg.optim
-    if t.precision not in PRECISIONS:
-        raise SimCLRError(f"--precision {t.precision!r} is not valid{suggest(t.precision, list(PRECISIONS))}: "
-                          f"choose one of {', '.join(PRECISIONS)}")
+    if t.precision not in PRECISION_CHOICES:
+        raise SimCLRError(f"--precision {t.precision!r} is not valid{suggest(t.precision, list(PRECISION_CHOICES))}: "
+                          f"choose one of {', '.join(PRECISION_CHOICES)}")
     checks = [
         (t.epochs is None or t.epochs >= 1, f"--epochs must be >= 1, got {t.epochs}"),
         (t.batch_size is None or t.batch_size >= 1, f"--batch-size must be >= 1, got {t.batch_size}"),
@@ -165,11 +173,13 @@ def _subset(cfg: FinetuneConfig, train: Images) -> list[int]:
     return balanced_subset(train.labels, lab.label_fraction, cfg.train.seed, train.classes)  # type: ignore[arg-type]
 
 
-def _device(cfg: FinetuneConfig | DistillConfig, world: distributed.DistContext) -> torch.device:
+def _device(cfg: FinetuneConfig | DistillConfig, world: distributed.DistContext) -> tuple[torch.device, str | None]:
+    """The device, and the line of ``--precision auto``'s choice (rank 0's on every rank)."""
     device = pick_device(distributed.rank_device(cfg.train.device, world))
+    cfg.train.precision, line = distributed.broadcast_object(resolve_precision(cfg.train.precision, device))
     check_precision(cfg.train.precision, device)
     prepare_device(device)
-    return device
+    return device, line
 
 
 def _build_parts(cfg: FinetuneConfig | DistillConfig, model: Classifier, images: Images, device: torch.device,
@@ -312,7 +322,7 @@ def _finetune(cfg: FinetuneConfig, out: Path, resume: bool, log: TextIO, world: 
         cfg.augment.crop_scale = tuple(run_cfg.get("augment", {}).get("crop_scale") or DATASETS[dataset].crop_scale
                                        or (0.08, 1.0))  # type: ignore[assignment]
     cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size = dataset, data_dir, size
-    device = _device(cfg, world)
+    device, precision_line = _device(cfg, world)
     distributed.main_first(lambda: _prepare(out, resume, data, world))
 
     torch.manual_seed(t.seed)
@@ -330,6 +340,8 @@ def _finetune(cfg: FinetuneConfig, out: Path, resume: bool, log: TextIO, world: 
     parts = _build_parts(cfg, model, data.train.subset(data.indices), device, world, ckpt, str(out / CHECKPOINT),
                          method_of)
     kind = "fine-tuning from scratch (supervised baseline)" if m.random_init else f"fine-tuning {m.run}"
+    if precision_line:
+        print(precision_line, file=log)
     print(_banner(kind + f" from head layer {m.from_head_layer}", model, data, parts), file=log)
     print(f"{len(data.indices)} labelled images of {len(data.train)} ({len(data.indices) / len(data.train):.2%}); "
           f"the subset is in {out / SUBSET_FILE}", file=log)
@@ -424,7 +436,7 @@ def _distill(cfg: DistillConfig, out: Path, resume: bool, log: TextIO, world: di
     if cfg.augment.crop_scale is None:
         cfg.augment.crop_scale = DATASETS[dataset].crop_scale or (0.08, 1.0)
     cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size = dataset, data_dir, size
-    device = _device(cfg, world)
+    device, precision_line = _device(cfg, world)
     distributed.main_first(lambda: prepare_run_dir(out, resume))
 
     # every train image, its label kept only where the label weight uses it (the teacher's subset)
@@ -447,6 +459,8 @@ def _distill(cfg: DistillConfig, out: Path, resume: bool, log: TextIO, world: di
 
     parts = _build_parts(cfg, student, images, device, world, ckpt, str(out / CHECKPOINT), method_of)
     kind = f"{'self-' if same else ''}distilling {ds.teacher} (T {ds.temperature:g}, label weight {ds.label_weight:g})"
+    if precision_line:
+        print(precision_line, file=log)
     print(_banner(kind, student, data, parts), file=log)
     print(f"{len(data.train)} train images, labels unused"
           + (f" but for the teacher's {len(data.indices)}" if data.indices else ""), file=log)

@@ -31,7 +31,7 @@ from simclr.errors import SimCLRError
 from simclr.eval.online import KNNMonitor, OnlineProbe
 from simclr.models.encoder import resolve_stem
 from simclr.models.weights import CHECKPOINT, ENCODER, load_encoder
-from simclr.runtime import pick_device, prepare_device
+from simclr.runtime import pick_device, prepare_device, resolve_precision
 from simclr.train.callbacks import Callback, EncoderSnapshots
 from simclr.train.checkpoint import prepare_run_dir
 from simclr.train.run import fit_run, resume_checkpoint
@@ -123,6 +123,8 @@ def _pretrain(cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: 
     assert d.image_size is not None
     device = pick_device(distributed.rank_device(t.device, world))
     prepare_device(device)
+    # rank 0's choice on every rank: the ranks must train alike
+    t.precision, precision_line = distributed.broadcast_object(resolve_precision(t.precision, device))
     images = load_images(d.dataset, "pretrain", d.data_dir, d.limit, t.seed, d.image_size)
     check_run(cfg, world, device, len(images), has_labels(images))
     init = initial_encoder(cfg) if ckpt is None else None  # refused before the run directory exists
@@ -133,6 +135,8 @@ def _pretrain(cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: 
                               guard_where=str(out / CHECKPOINT), log=log, init_encoder=init)
     if init is not None:
         print(f"encoder initialised from {cfg.model.init_from}", file=log)
+    if precision_line:
+        print(precision_line, file=log)
     print(describe(training), file=log)
     print(f"{len(images)} images; expected first loss about ln(2N-1) = {math.log(2 * t.batch_size - 1):.3f}",
           file=log)

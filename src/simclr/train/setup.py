@@ -32,7 +32,14 @@ from simclr.models.encoder import resolve_stem
 from simclr.models.norm import convert_global_bn
 from simclr.models.simclr import SimCLRModel, build_model
 from simclr.optim import build_optimizer, lr_at, scaled_lr
-from simclr.runtime import autocast_context, check_precision, pick_device, prepare_device, to_channels_last
+from simclr.runtime import (
+    autocast_context,
+    check_precision,
+    pick_device,
+    prepare_device,
+    resolve_precision,
+    to_channels_last,
+)
 from simclr.train.state import restore_rng
 from simclr.train.step import FiniteGuard, TrainStep
 
@@ -188,6 +195,9 @@ def training_from(overrides: dict[str, Any], images: Images | None = None, devic
     cfg = resolve(cfg)
     dev = pick_device(device or cfg.train.device)
     prepare_device(dev)
+    cfg.train.precision, line = resolve_precision(cfg.train.precision, dev)
+    if line:
+        print(line, file=sys.stderr)
     d = cfg.data
     if images is None:
         images = load_images(d.dataset, "pretrain", d.data_dir, d.limit, cfg.train.seed, d.image_size)

@@ -88,6 +88,7 @@ def embed_images(
     workers: int = 0,
     head: nn.Module | None = None,
     progress: bool = True,
+    precision: str = "fp32",
 ) -> tuple[torch.Tensor, list[int]]:
     """(embeddings (M, D), indices of the M images that could be read) of a dataset or folder at side
     ``size``, batched, with a progress bar; image files that cannot be decoded are skipped and named
@@ -114,7 +115,7 @@ def embed_images(
                 yield x
 
     try:
-        vectors = encode(encoder, batches(), device, head=head, image_size=size)
+        vectors = encode(encoder, batches(), device, precision=precision, head=head, image_size=size)
     finally:
         bar.close()
     return vectors, kept

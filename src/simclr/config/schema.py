@@ -252,9 +252,8 @@ class DistillSection:
     student_arch: str | None = opt(None, "the student's architecture (default: the teacher's)")
     student_width: float | None = opt(None, "the student's width multiplier (default: the teacher's)")
     temperature: float | None = opt(
-        None, "T of the softened distributions; auto: 0.1 for self-distillation (the student is the "
-        "teacher's network), 1.0 for a smaller student (SimCLRv2); a student trained from scratch for a few "
-        "epochs learns far better with 1.0 (BENCHMARKS.md)")
+        None, "T of the softened distributions (default 1.0, v2's for a smaller student; v2 self-distils at 0.1, "
+        "which left a student trained from scratch at chance on short runs here: BENCHMARKS.md)")
     label_weight: float = opt(
         0.0, "alpha: weight of the teacher's labelled subset's cross-entropy, (1 - alpha) of the distillation "
         "(default 0: labels unused)")

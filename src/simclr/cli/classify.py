@@ -61,7 +61,7 @@ def _given(args: argparse.Namespace, key: str) -> bool:
 
 
 def finetune_command(args: argparse.Namespace) -> int:
-    from simclr.train.classify import finetune
+    from simclr.train.finetune import finetune
 
     cfg = _config(args, FinetuneConfig(), FINETUNE_FLAGS)
     cfg.model.run = args.run
@@ -74,7 +74,7 @@ def finetune_command(args: argparse.Namespace) -> int:
 
 def distill_command(args: argparse.Namespace) -> int:
     from simclr.models.classifier import read_classifier
-    from simclr.train.classify import distill
+    from simclr.train.distill import distill
 
     cfg = _config(args, DistillConfig(), DISTILL_FLAGS)
     cfg.distill.teacher = args.teacher

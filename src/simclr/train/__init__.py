@@ -2,7 +2,8 @@
 runs built from them: ``pretrain`` (SimCLR / SupCon), ``finetune`` and ``distill`` (few labels)."""
 
 from simclr.train.callbacks import Callback, StepEvent
-from simclr.train.classify import distill, finetune
+from simclr.train.distill import distill
+from simclr.train.finetune import finetune
 from simclr.train.loop import Trainer
 from simclr.train.pretrain import PretrainResult, pretrain
 from simclr.train.run import fit_run

@@ -1,17 +1,12 @@
-"""``finetune(cfg, out)`` and ``distill(cfg, out)``: the label-efficient half of SimCLR, run by the one loop.
+"""What fine-tuning and distillation share: a classifier trained on one-view batches by the one loop.
 
-Fine-tuning (SimCLR v1, section 6 / Table 7): the pretrained encoder (and, from head layer k, the
-projection head's first k layers, SimCLRv2) plus a linear classifier, all trained with the
-cross-entropy of a class-balanced labelled subset; crop + flip only, Nesterov SGD, lr 0.05 x B/256,
-no weight decay, cosine decay. ``random_init``: the same network from scratch on the same labels.
-Distillation (SimCLRv2): a student trained on every train image (labels unused, or weighted by
-alpha on the teacher's subset) to match a fine-tuned teacher's softened predictions.
-
-Both validate everything (the run, the subset, the head layer, the teacher) before the output
-directory is made, so bad input leaves nothing behind; then they build a ``ClassifierTraining`` and
-hand it to ``fit_run`` (progress, metrics, resume, checkpoints, signals, torchrun as ``pretrain``).
-When training ends, ``classifier.pt`` is written and the classifier is scored on the test split:
-``results.json`` holds top1 / top5 / train_top1 as ``linear-eval``'s JSON, and how it was trained.
+``simclr.train.finetune`` and ``simclr.train.distill`` each validate their input (before any output
+directory exists), then build a ``ClassifierTraining`` here (``build_parts``: one crop + flip view per
+image, Nesterov SGD with a cosine schedule, the method's ``TrainStep``) and hand it to
+``fit_classifier`` (``fit_run``: progress, metrics, resume, checkpoints, signals, torchrun as
+``pretrain``). ``ClassifierOutputs`` writes ``classifier.pt`` when training ends and scores it on the
+test split into ``results.json`` (top1 / top5 / train_top1 as ``linear-eval``'s JSON, and how it was
+trained).
 """
 
 from __future__ import annotations
@@ -24,7 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -38,25 +33,12 @@ from simclr.config.files import suggest
 from simclr.data.images import Images, has_labels
 from simclr.data.loaders import PretrainLoader
 from simclr.data.sources import DATASETS, load_images
-from simclr.data.subsets import SUBSET_FILE, balanced_subset, read_subset, write_subset
 from simclr.errors import SimCLRError
 from simclr.eval.classifier import evaluate_classifier
 from simclr.io import atomic_save, atomic_write_text
-from simclr.losses.distill import DistillLoss
 from simclr.methods.base import identity
-from simclr.methods.distill import Distill
-from simclr.methods.finetune import FineTune
-from simclr.models.classifier import (
-    CLASSIFIER,
-    Classifier,
-    classifier_from_payload,
-    classifier_payload,
-    read_classifier,
-)
-from simclr.models.encoder import ARCHS, ResNet
-from simclr.models.heads import head_depth, hidden_layers
+from simclr.models.classifier import CLASSIFIER, Classifier, classifier_payload
 from simclr.models.norm import convert_global_bn
-from simclr.models.weights import CHECKPOINT, load_encoder, load_head
 from simclr.optim import lr_at, param_groups
 from simclr.runtime import (
     PRECISION_CHOICES,
@@ -68,9 +50,8 @@ from simclr.runtime import (
     to_channels_last,
 )
 from simclr.train.callbacks import Callback
-from simclr.train.checkpoint import prepare_run_dir
 from simclr.train.loop import Trainer
-from simclr.train.run import fit_run, resume_checkpoint
+from simclr.train.run import fit_run
 from simclr.train.setup import restore_state
 from simclr.train.step import FiniteGuard, TrainStep
 
@@ -104,12 +85,12 @@ class LabelledData:
     image_size: int
 
 
-def _run_config(run: str | os.PathLike) -> dict[str, Any]:
+def run_config(run: str | os.PathLike) -> dict[str, Any]:
     path = Path(run) / "config.yaml"
     return load_yaml(path) if path.is_file() else {}
 
 
-def _check_train(cfg: FinetuneConfig | DistillConfig) -> None:
+def check_train(cfg: FinetuneConfig | DistillConfig) -> None:
     t, o = cfg.train, cfg.optim
     if t.precision not in PRECISION_CHOICES:
         raise SimCLRError(f"--precision {t.precision!r} is not valid{suggest(t.precision, list(PRECISION_CHOICES))}: "
@@ -147,7 +128,7 @@ def auto_schedule(n_labelled: int, n_train: int, epochs: int | None, batch_size:
     return epochs, batch_size
 
 
-def _labelled_data(cfg: FinetuneConfig | DistillConfig, dataset: str, data_dir: str | None, image_size: int,
+def labelled_data(cfg: FinetuneConfig | DistillConfig, dataset: str, data_dir: str | None, image_size: int,
                    indices_of: Any) -> LabelledData:
     """The train and test splits of ``dataset``, and the subset ``indices_of(train)`` picks."""
     if dataset not in DATASETS:
@@ -164,16 +145,9 @@ def _labelled_data(cfg: FinetuneConfig | DistillConfig, dataset: str, data_dir: 
     return LabelledData(dataset, data_dir, train, indices_of(train), test, image_size)
 
 
-def _subset(cfg: FinetuneConfig, train: Images) -> list[int]:
-    lab = cfg.labels
-    if (lab.label_fraction is None) == (lab.subset_file is None):
-        raise SimCLRError("give one of --label-fraction F (e.g. 0.01) or --subset-file FILE")
-    if lab.subset_file is not None:
-        return read_subset(lab.subset_file, train)
-    return balanced_subset(train.labels, lab.label_fraction, cfg.train.seed, train.classes)  # type: ignore[arg-type]
 
 
-def _device(cfg: FinetuneConfig | DistillConfig, world: distributed.DistContext) -> tuple[torch.device, str | None]:
+def device_for(cfg: FinetuneConfig | DistillConfig, world: distributed.DistContext) -> tuple[torch.device, str | None]:
     """The device, and the line of ``--precision auto``'s choice (rank 0's on every rank)."""
     device = pick_device(distributed.rank_device(cfg.train.device, world))
     cfg.train.precision, line = distributed.broadcast_object(resolve_precision(cfg.train.precision, device))
@@ -182,7 +156,7 @@ def _device(cfg: FinetuneConfig | DistillConfig, world: distributed.DistContext)
     return device, line
 
 
-def _build_parts(cfg: FinetuneConfig | DistillConfig, model: Classifier, images: Images, device: torch.device,
+def build_parts(cfg: FinetuneConfig | DistillConfig, model: Classifier, images: Images, device: torch.device,
                  world: distributed.DistContext, ckpt: dict[str, Any] | None, where: str,
                  method_of: Any) -> ClassifierTraining:
     """Loader (one crop + flip view per image), Nesterov SGD, cosine schedule, the method and its step."""
@@ -248,17 +222,14 @@ class ClassifierOutputs(Callback):
         self.result = result
 
 
-def _fit(parts: ClassifierTraining, out: Path, data: LabelledData, info: dict[str, Any], log: TextIO,
+def fit_classifier(parts: ClassifierTraining, out: Path, data: LabelledData, info: dict[str, Any], log: TextIO,
          ckpt: dict[str, Any] | None, extra: Sequence[Callback]) -> dict[str, Any] | None:
     outputs = ClassifierOutputs(out, parts, data, info, log)
     state = fit_run(parts, out, log, ckpt=ckpt, outputs=[outputs, *extra])
-    if state.interrupted:
-        return None
-    distributed.barrier()
-    return outputs.result
+    return None if state.interrupted else outputs.result
 
 
-def _in_process_group(cfg: FinetuneConfig | DistillConfig, log: TextIO | None, fn: Any) -> Any:
+def in_process_group(cfg: FinetuneConfig | DistillConfig, log: TextIO | None, fn: Any) -> Any:
     world = distributed.init_from_env(cfg.train.device, cfg.train.dist_backend)
     with contextlib.ExitStack() as stack:
         if not world.is_main:
@@ -266,7 +237,7 @@ def _in_process_group(cfg: FinetuneConfig | DistillConfig, log: TextIO | None, f
         return fn(world, log or sys.stderr)
 
 
-def _banner(kind: str, model: Classifier, data: LabelledData, parts: ClassifierTraining) -> str:
+def banner(kind: str, model: Classifier, data: LabelledData, parts: ClassifierTraining) -> str:
     t, enc = parts.cfg.train, model.encoder
     return (f"{kind} | dataset {data.dataset} | {enc.arch} x{enc.width_multiplier} stem {enc.stem_type} | "
             f"image size {data.image_size} | "
@@ -276,223 +247,7 @@ def _banner(kind: str, model: Classifier, data: LabelledData, parts: ClassifierT
             f"batch {t.batch_size} x {len(parts.loader)} steps/epoch x {t.epochs} epochs | crop + flip | "
             f"{t.precision} on {parts.device}")
 
-
-# ------------------------------------------------------------------------------------------- fine-tuning
-
-
-def finetune(cfg: FinetuneConfig, out: str | os.PathLike, resume: bool = False, log: TextIO | None = None,
-             callbacks: Sequence[Callback] = ()) -> dict[str, Any] | None:
-    """Fine-tune ``cfg.model.run`` (or, with ``random_init``, its network from scratch) on a labelled
-    subset into ``out``; returns the test scores (``results.json``), None on ranks other than 0 or
-    after a stop by signal."""
-    return _in_process_group(cfg, log, lambda world, lg: _finetune(cfg, Path(out), resume, lg, world, callbacks))
-
-
-def _head_layers(run: str, head: str, layers: int, k: int) -> None:
-    deepest = head_depth(head, layers)
-    if not 0 <= k <= deepest:
-        what = f"a {layers}-layer mlp head" if head == "mlp" else f"a {head} head"
-        raise SimCLRError(f"--from-head-layer {k}: the run {run} has {what}, so choose 0"
-                          f"{'-' + str(deepest) if deepest else ''} (v2's 1 needs a --head-layers 3 run)")
-
-
-def _finetune(cfg: FinetuneConfig, out: Path, resume: bool, log: TextIO, world: distributed.DistContext,
-              extra: Sequence[Callback]) -> dict[str, Any] | None:
-    m = cfg.model
-    if not m.run:
-        raise SimCLRError("--run RUN is needed: the pretraining run to fine-tune")
-    if not Path(m.run).is_dir():
-        raise SimCLRError(f"--run {m.run} is not a run directory")
-    _check_train(cfg)
-    ckpt = resume_checkpoint(out, resume)
-    encoder = load_encoder(m.run)
-    run_cfg = _run_config(m.run)
-    model_cfg = run_cfg.get("model", {})
-    _head_layers(m.run, model_cfg.get("head", "none"), int(model_cfg.get("head_layers", 2)), m.from_head_layer)
-    if m.from_head_layer and not (Path(m.run) / CHECKPOINT).is_file():
-        raise SimCLRError(f"--from-head-layer {m.from_head_layer} needs the head: {m.run} has no {CHECKPOINT}")
-    dataset = cfg.data.dataset
-    data_dir = cfg.data.data_dir or (run_cfg.get("data", {}).get("data_dir") if dataset == run_cfg.get(
-        "data", {}).get("dataset") else None)
-    size = cfg.data.image_size or int(encoder.image_size)  # type: ignore[arg-type]
-    data = _labelled_data(cfg, dataset, data_dir, size, functools.partial(_subset, cfg))
-    t = cfg.train
-    t.epochs, t.batch_size = auto_schedule(len(data.indices), len(data.train), t.epochs, t.batch_size)
-    if cfg.augment.crop_scale is None:
-        cfg.augment.crop_scale = tuple(run_cfg.get("augment", {}).get("crop_scale") or DATASETS[dataset].crop_scale
-                                       or (0.08, 1.0))  # type: ignore[assignment]
-    cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size = dataset, data_dir, size
-    device, precision_line = _device(cfg, world)
-    distributed.main_first(lambda: _prepare(out, resume, data, world))
-
-    torch.manual_seed(t.seed)
-    if m.random_init:
-        fresh = ResNet(encoder.arch, encoder.width_multiplier, encoder.stem_type, zero_init_residual=True,
-                       input_norm=encoder.input_norm)
-        head = hidden_layers(fresh.feature_dim, m.from_head_layer, bool(model_cfg.get("head_bn", True)))
-        encoder = fresh
-    else:
-        head = _kept_head(m.run, m.from_head_layer)
-    encoder.image_size = size  # type: ignore[assignment]
-    model = Classifier(encoder.train(), _num_classes(data), head, bool(model_cfg.get("head_bn", True)))
-    model.classes = list(data.train.classes)
-    method_of = functools.partial(_finetune_method)
-    parts = _build_parts(cfg, model, data.train.subset(data.indices), device, world, ckpt, str(out / CHECKPOINT),
-                         method_of)
-    kind = "fine-tuning from scratch (supervised baseline)" if m.random_init else f"fine-tuning {m.run}"
-    if precision_line:
-        print(precision_line, file=log)
-    print(_banner(kind + f" from head layer {m.from_head_layer}", model, data, parts), file=log)
-    print(f"{len(data.indices)} labelled images of {len(data.train)} ({len(data.indices) / len(data.train):.2%}); "
-          f"the subset is in {out / SUBSET_FILE}", file=log)
-    info = {"dataset": dataset, "data_dir": data_dir, "random_init": m.random_init, "run": str(m.run),
-            "method": "finetune",
-            "from_head_layer": m.from_head_layer, "labels": len(data.indices),
-            "label_fraction": round(len(data.indices) / len(data.train), 6), "epochs": t.epochs,
-            "batch_size": t.batch_size, "subset_file": str(out / SUBSET_FILE)}
-    result = _fit(parts, out, data, info, log, ckpt, extra)
-    if result is not None:
-        print(f"train top1 {result['train_top1']:.4f} on the labelled images; classifier saved to {out / CLASSIFIER}, "
-              f"scores to {out / RESULTS}", file=log)
-    return result
-
-
-def _finetune_method(model: nn.Module, net: nn.Module, prepare: Any, autocast: Any) -> FineTune:
-    return FineTune(model, net=net, prepare=prepare, autocast=autocast)
-
-
-def _kept_head(run: str, k: int) -> nn.Sequential:
-    """The first ``k`` hidden layers of the run's projection head, with their trained weights."""
-    if k == 0:
-        return nn.Sequential()
-    head = load_head(run).train()
-    kept: list[nn.Module] = []
-    for module in head:  # type: ignore[union-attr]
-        kept.append(module)
-        if isinstance(module, nn.ReLU) and sum(isinstance(x, nn.ReLU) for x in kept) == k:
-            break
-    return nn.Sequential(*kept)
-
-
-def _num_classes(data: LabelledData) -> int:
-    return max(len(data.train.classes), int(data.train.labels.max()) + 1, int(data.test.labels.max()) + 1)
-
-
-def _prepare(out: Path, resume: bool, data: LabelledData, world: distributed.DistContext) -> None:
-    prepare_run_dir(out, resume)
-    if world.is_main:
-        write_subset(out / SUBSET_FILE, data.train, data.indices)
-
-
-# ------------------------------------------------------------------------------------------- distillation
-
-
-def distill(cfg: DistillConfig, out: str | os.PathLike, resume: bool = False, log: TextIO | None = None,
-            callbacks: Sequence[Callback] = ()) -> dict[str, Any] | None:
-    """Distil the fine-tuned classifier ``cfg.distill.teacher`` into a student (its network, or a
-    smaller one) on every train image into ``out``; returns the test scores (``results.json``)."""
-    return _in_process_group(cfg, log, lambda world, lg: _distill(cfg, Path(out), resume, lg, world, callbacks))
-
-
-def _distill(cfg: DistillConfig, out: Path, resume: bool, log: TextIO, world: distributed.DistContext,
-             extra: Sequence[Callback]) -> dict[str, Any] | None:
-    ds = cfg.distill
-    if not ds.teacher:
-        raise SimCLRError("--teacher FT_DIR is needed: a `simclr finetune` directory")
-    payload = read_classifier(ds.teacher)
-    _check_train(cfg)
-    if not 0 <= ds.label_weight <= 1:
-        raise SimCLRError(f"--label-weight must be in [0, 1], got {ds.label_weight}")
-    if ds.student_arch is not None and ds.student_arch not in ARCHS:
-        raise SimCLRError(f"--student-arch {ds.student_arch!r} is not valid{suggest(ds.student_arch, list(ARCHS))}: "
-                          f"choose one of {', '.join(ARCHS)}")
-    if ds.student_width is not None and not ds.student_width > 0:
-        raise SimCLRError(f"--student-width must be > 0, got {ds.student_width}")
-    if ds.temperature is not None and not ds.temperature > 0:
-        raise SimCLRError(f"--temperature must be > 0, got {ds.temperature}")
-    ckpt = resume_checkpoint(out, resume)
-    teacher = classifier_from_payload(payload, ds.teacher)
-    info_t = payload.get("info", {})
-    dataset = cfg.data.dataset
-    data_dir = cfg.data.data_dir or (info_t.get("data_dir") if dataset == info_t.get("dataset") else None)
-    size = int(payload["image_size"])
-    teacher_subset = Path(ds.teacher) / SUBSET_FILE
-
-    def labelled(train: Images) -> list[int]:
-        if ds.label_weight == 0:
-            return []
-        if not teacher_subset.is_file():
-            raise SimCLRError(f"--label-weight needs the teacher's labels: {teacher_subset} does not exist")
-        return read_subset(teacher_subset, train)
-
-    data = _labelled_data(cfg, dataset, data_dir, size, labelled)
-    arch = ds.student_arch or payload["arch"]
-    width = ds.student_width if ds.student_width is not None else float(payload["width_multiplier"])
-    same = arch == payload["arch"] and width == float(payload["width_multiplier"])
-    if ds.temperature is None:
-        # 1.0 for every student: v2's 0.1 for self-distillation left a from-scratch student at 59.9 / 46.3 /
-        # 10.0 (chance) at 1% / 10% / 100% of Fashion-MNIST's labels where 1.0 gave 77.7 (BENCHMARKS.md)
-        ds.temperature = 1.0
-    t = cfg.train
-    t.epochs, t.batch_size = auto_schedule(len(data.train), len(data.train), t.epochs, t.batch_size)
-    if cfg.augment.crop_scale is None:
-        cfg.augment.crop_scale = DATASETS[dataset].crop_scale or (0.08, 1.0)
-    cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size = dataset, data_dir, size
-    device, precision_line = _device(cfg, world)
-    distributed.main_first(lambda: prepare_run_dir(out, resume))
-
-    # every train image, its label kept only where the label weight uses it (the teacher's subset)
-    labels = torch.full_like(data.train.labels, -1)
-    if data.indices:
-        idx = torch.as_tensor(data.indices)
-        labels[idx] = data.train.labels[idx]
-    images = replace(data.train, labels=labels) if hasattr(data.train, "images") else _relabelled(data.train, labels)
-    torch.manual_seed(t.seed)
-    encoder = ResNet(arch, width, payload["stem"], zero_init_residual=True,
-                     input_norm=payload.get("input_norm", "none"))
-    encoder.image_size = size  # type: ignore[assignment]
-    student = Classifier(encoder, int(payload["num_classes"]))
-    student.classes = list(payload.get("classes", []))
-    teacher = teacher.to(device)
-    loss = DistillLoss(ds.temperature, ds.label_weight)
-
-    def method_of(model: nn.Module, net: nn.Module, prepare: Any, autocast: Any) -> Distill:
-        return Distill(model, teacher, loss, net=net, prepare=prepare, autocast=autocast)
-
-    parts = _build_parts(cfg, student, images, device, world, ckpt, str(out / CHECKPOINT), method_of)
-    kind = f"{'self-' if same else ''}distilling {ds.teacher} (T {ds.temperature:g}, label weight {ds.label_weight:g})"
-    if precision_line:
-        print(precision_line, file=log)
-    print(_banner(kind, student, data, parts), file=log)
-    print(f"{len(data.train)} train images, labels unused"
-          + (f" but for the teacher's {len(data.indices)}" if data.indices else ""), file=log)
-    data = replace(data, indices=data.indices or list(range(len(data.train))))
-    info = {"dataset": dataset, "data_dir": data_dir, "random_init": False, "run": str(ds.teacher), "method": "distill",
-            "teacher": str(ds.teacher), "teacher_top1": _teacher_top1(ds.teacher), "student_arch": arch,
-            "student_width": width, "temperature": ds.temperature, "label_weight": ds.label_weight,
-            "labels": len(data.indices) if ds.label_weight else 0, "epochs": t.epochs, "batch_size": t.batch_size}
-    result = _fit(parts, out, data, info, log, ckpt, extra)
-    if result is not None:
-        teacher_top1 = info["teacher_top1"]
-        print(f"teacher top1 {teacher_top1:.4f}; " if teacher_top1 is not None else "", end="", file=log)
-        print(f"student classifier saved to {out / CLASSIFIER}, scores to {out / RESULTS}", file=log)
-    return result
-
-
-def _relabelled(images: Images, labels: torch.Tensor) -> Images:
-    out = images.subset(list(range(len(images))))
-    out.labels = labels
-    return out
-
-
-def _teacher_top1(teacher: str) -> float | None:
-    path = Path(teacher) / RESULTS
-    if not path.is_file():
-        return None
-    try:
-        return float(json.loads(path.read_text())["top1"])
-    except (ValueError, KeyError):
-        return None
-
-
-__all__ = ["RESULTS", "ClassifierOutputs", "ClassifierTraining", "LabelledData", "auto_schedule", "distill", "finetune"]
+__all__ = [
+    "RESULTS", "ClassifierOutputs", "ClassifierTraining", "LabelledData", "auto_schedule", "banner", "build_parts",
+    "check_train", "device_for", "fit_classifier", "in_process_group", "labelled_data", "run_config",
+]

@@ -199,3 +199,20 @@ def test_finetune_on_a_folder_writes_relative_paths_and_reads_them_back(tmp_path
     assert main(["finetune", "--run", str(run), "--out", str(again), *data, "--subset-file", str(ft / "subset.txt"),
                  "--batch-size", "4", "--epochs", "1"]) == 0
     assert (again / "subset.txt").read_text() == (ft / "subset.txt").read_text()
+
+
+def test_classifier_views_add_colour_only_when_asked() -> None:
+    from simclr.augment import SimCLRAugment
+    from simclr.config.schema import ClassifierAugment
+    from simclr.train.classify import classifier_augment
+
+    images = load_images("synthetic", "train", None, 64, 0, 16).images  # type: ignore[attr-defined]
+    plain = classifier_augment(ClassifierAugment(crop_scale=(1.0, 1.0), flip_p=0.0))
+    assert plain.color_p == 0 and plain.grayscale_p == 0 and not plain.blur
+    views = SimCLRAugment(plain, 16)(images, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(views, images.float() / 255, atol=1e-5, rtol=0)  # the whole image, as it is
+    colour = classifier_augment(ClassifierAugment(crop_scale=(1.0, 1.0), flip_p=0.0, color_strength=1.0))
+    assert (colour.color_strength, colour.color_p, colour.grayscale_p, colour.blur) == (1.0, 0.8, 0.2, False)
+    views = SimCLRAugment(colour, 16)(images, torch.Generator().manual_seed(0))
+    changed = (views - images.float() / 255).abs().flatten(1).amax(1) > 0.05
+    assert 0.6 < changed.float().mean() <= 1.0  # about 1 - 0.2 * 0.8 of the images are recoloured

@@ -29,14 +29,17 @@ def _add_eval(sub: argparse._SubParsersAction, name: str, help_text: str) -> arg
                    help="fit on this fraction of the train labels only (class-balanced, drawn with --seed, as "
                    "`simclr finetune` draws them)")
     p.add_argument("--subset-file", help="fit on the train images this file names only (e.g. a finetune's subset.txt)")
+    p.add_argument("--layer", default="h", choices=("h", "z"),
+                   help="h (default: the encoder's output, the representation) or z (after the projection head "
+                   "g; needs a run directory, whose checkpoint holds g)")
     p.add_argument("--seed", type=int, default=0, help="seed of --random-init weights and of --label-fraction")
     p.add_argument("--out", help="write the result as JSON here")
     return p
 
 
 def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse.Namespace], int]]:
-    _add_eval(sub, "linear-eval", "linear evaluation: logistic regression on frozen features h")
-    knn = _add_eval(sub, "knn", "weighted kNN on frozen features h (cosine similarity)")
+    _add_eval(sub, "linear-eval", "linear evaluation: logistic regression on frozen features h (or z)")
+    knn = _add_eval(sub, "knn", "weighted kNN on frozen features h or z (cosine similarity)")
     knn.add_argument("--k", type=int, default=200, help="neighbours (default 200)")
     knn.add_argument("--knn-temperature", type=float, default=0.1, help="vote weight exp(sim/t) (default 0.1)")
     return {"linear-eval": linear_eval_command, "knn": knn_command}
@@ -46,7 +49,7 @@ def _feature_args(args: argparse.Namespace) -> dict[str, Any]:
     return dict(dataset=args.dataset, data_dir=args.data_dir, limit=args.limit, image_size=args.image_size,
                 random_init=args.random_init, batch_size=args.batch_size, workers=args.workers,
                 device=args.device, precision=args.precision, label_fraction=args.label_fraction,
-                subset_file=args.subset_file)
+                subset_file=args.subset_file, layer=args.layer)
 
 
 def _log(message: str) -> None:
@@ -56,7 +59,8 @@ def _log(message: str) -> None:
 def _write_result(result: dict[str, Any] | None, args: argparse.Namespace, kind: str) -> int:
     if result is None:  # a rank other than 0 under torchrun: rank 0 reports
         return 0
-    line = f"{kind}{' (random init)' if args.random_init else ''}: " + " ".join(
+    on = f" on {args.layer}" if args.layer != "h" else ""
+    line = f"{kind}{on}{' (random init)' if args.random_init else ''}: " + " ".join(
         f"{k} {v:.4f}" for k, v in result.items() if k.startswith("top")
     )
     print(line)

@@ -202,6 +202,10 @@ class ClassifierAugment:
     crop_scale: tuple[float, float] | None = opt(None, "crop area range; auto: as pretraining on the dataset",
                                                  cli=False)
     flip_p: float = opt(0.5, "probability of a horizontal flip", cli=False)
+    color_strength: float = opt(
+        0.0, "colour distortion s of the training views (default 0: crop + flip only, the paper's fine-tuning); "
+        "> 0 adds SimCLR's colour jitter (p 0.8) and grayscale (p 0.2), as the supervised baselines of the "
+        "paper's Table 1")
 
 
 @dataclass

@@ -8,6 +8,7 @@ then fit and score; under torchrun every rank encodes a share and rank 0 alone f
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from simclr import distributed
 from simclr.config import load_yaml
@@ -25,7 +27,7 @@ from simclr.eval.features import check_finite, extract_features
 from simclr.eval.knn import knn_eval
 from simclr.eval.linear import linear_eval
 from simclr.models.encoder import ResNet
-from simclr.models.weights import load_encoder
+from simclr.models.weights import load_encoder, load_head
 from simclr.runtime import pick_device, resolve_precision
 
 
@@ -39,6 +41,7 @@ class FeatureSplits:
     test_y: torch.Tensor
     dataset: str
     source: str  # the run evaluated, or "random-init"
+    layer: str = "h"  # h (the encoder's output) or z (after the projection head)
 
 
 def _run_data_config(run: str | os.PathLike) -> dict[str, Any]:
@@ -53,6 +56,19 @@ def untrained_like(encoder: ResNet, seed: int = 0) -> ResNet:
     fresh = ResNet(encoder.arch, encoder.width_multiplier, encoder.stem_type, zero_init_residual=False,
                    input_norm=encoder.input_norm)
     fresh.image_size = encoder.image_size  # type: ignore[assignment]
+    return fresh.eval()
+
+
+LAYERS = ("h", "z")
+
+
+def untrained_head_like(head: nn.Module, seed: int = 0) -> nn.Module:
+    """The same projection head with fresh weights (every layer's own ``reset_parameters``)."""
+    torch.manual_seed(seed)
+    fresh = copy.deepcopy(head)
+    for m in fresh.modules():
+        if m is not fresh and hasattr(m, "reset_parameters"):
+            m.reset_parameters()  # type: ignore[operator]
     return fresh.eval()
 
 
@@ -71,15 +87,21 @@ def run_features(
     log: Callable[[str], None] | None = None,
     label_fraction: float | None = None,
     subset_file: str | None = None,
+    layer: str = "h",
 ) -> FeatureSplits | None:
     """h of the train and test splits through the run's frozen encoder (``None`` on ranks other than 0
     under torchrun: rank 0 fits the classifiers). ``limit`` keeps the first N train and N/5 test images.
     ``label_fraction`` / ``subset_file``: only that labelled subset of the train split (the subsets of
-    ``simclr finetune``: the same seed draws the same images)."""
+    ``simclr finetune``: the same seed draws the same images). ``layer``: ``h`` (the representation,
+    default) or ``z`` (after the projection head g, which only a run directory's checkpoint holds)."""
+    if layer not in LAYERS:
+        raise SimCLRError(f"unknown --layer {layer!r}: choose h (the encoder's output) or z (after the head)")
     encoder = load_encoder(run)
+    head = load_head(run) if layer == "z" else None
     run_cfg = _run_data_config(run)
     if random_init:
         encoder = untrained_like(encoder, seed)
+        head = untrained_head_like(head, seed) if head is not None else None
     dataset = dataset or run_cfg.get("dataset")
     if not dataset:
         raise SimCLRError("pass --dataset (the run has no config.yaml to take it from)")
@@ -87,7 +109,8 @@ def run_features(
     size = image_size or int(encoder.image_size)  # type: ignore[arg-type]
     world = distributed.init_from_env(device)  # under torchrun: each rank encodes a share
     dev = pick_device(distributed.rank_device(device, world))
-    encoder = encoder.to(dev)
+    net: nn.Module = encoder if head is None else nn.Sequential(encoder, head)
+    net = net.to(dev)
     test_limit = None if limit is None else max(1, limit // 5)
     train = load_images(dataset, "train", data_dir, limit, seed, size)
     test = load_images(dataset, "test", data_dir, test_limit, seed, size)
@@ -104,10 +127,10 @@ def run_features(
     precision, line = distributed.broadcast_object(resolve_precision(precision, dev))  # rank 0's on every rank
     if log and line and world.is_main:
         log(line)
-    before = {k: v.clone() for k, v in encoder.state_dict().items()}
-    xtr, ytr = extract_features(encoder, train, size, dev, batch_size, workers, precision)
-    xte, yte = extract_features(encoder, test, size, dev, batch_size, workers, precision)
-    for k, v in encoder.state_dict().items():
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    xtr, ytr = extract_features(net, train, size, dev, batch_size, workers, precision)
+    xte, yte = extract_features(net, test, size, dev, batch_size, workers, precision)
+    for k, v in net.state_dict().items():
         if not torch.equal(v, before[k]):
             raise RuntimeError(f"evaluation changed the encoder's {k}: this is a bug")
     check_finite(xtr, "train")
@@ -116,13 +139,13 @@ def run_features(
         return None
     source = "random-init" if random_init else str(run)
     if log:
-        log(f"{source}: {len(xtr)} train / {len(xte)} test images of {dataset}, h dim {xtr.shape[1]}")
-    return FeatureSplits(xtr, ytr, xte, yte, dataset, source)
+        log(f"{source}: {len(xtr)} train / {len(xte)} test images of {dataset}, {layer} dim {xtr.shape[1]}")
+    return FeatureSplits(xtr, ytr, xte, yte, dataset, source, layer)
 
 
 def _with_provenance(result: dict[str, Any], splits: FeatureSplits, run: str | os.PathLike,
                      random_init: bool) -> dict[str, Any]:
-    result.update(dataset=splits.dataset, random_init=random_init, run=str(run))
+    result.update(dataset=splits.dataset, layer=splits.layer, random_init=random_init, run=str(run))
     return result
 
 
@@ -146,4 +169,5 @@ def evaluate_knn(run: str | os.PathLike, *, k: int = 200, temperature: float = 0
     return _with_provenance(result, splits, run, kwargs.get("random_init", False))
 
 
-__all__ = ["FeatureSplits", "evaluate_knn", "evaluate_linear", "run_features", "untrained_like"]
+__all__ = ["LAYERS", "FeatureSplits", "evaluate_knn", "evaluate_linear", "run_features", "untrained_head_like",
+           "untrained_like"]

@@ -30,6 +30,7 @@ from simclr import distributed
 from simclr.augment import AugmentConfig
 from simclr.config import DistillConfig, FinetuneConfig, load_yaml
 from simclr.config.files import suggest
+from simclr.config.schema import ClassifierAugment
 from simclr.data.images import Images, has_labels
 from simclr.data.loaders import PretrainLoader
 from simclr.data.sources import DATASETS, load_images
@@ -156,6 +157,16 @@ def device_for(cfg: FinetuneConfig | DistillConfig, world: distributed.DistConte
     return device, line
 
 
+def classifier_augment(a: ClassifierAugment) -> AugmentConfig:
+    """The one training view of a classifier: crop + flip, plus SimCLR's colour distortion (jitter with
+    p 0.8, grayscale with p 0.2) at ``a.color_strength`` when it is > 0; never blur."""
+    assert a.crop_scale is not None
+    colour = a.color_strength > 0
+    return AugmentConfig(crop=True, crop_scale=tuple(a.crop_scale), flip_p=a.flip_p,  # type: ignore[arg-type]
+                         color_strength=a.color_strength, color_p=0.8 if colour else 0.0,
+                         grayscale_p=0.2 if colour else 0.0, blur=False)
+
+
 def build_parts(cfg: FinetuneConfig | DistillConfig, model: Classifier, images: Images, device: torch.device,
                  world: distributed.DistContext, ckpt: dict[str, Any] | None, where: str,
                  method_of: Any) -> ClassifierTraining:
@@ -169,8 +180,7 @@ def build_parts(cfg: FinetuneConfig | DistillConfig, model: Classifier, images: 
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    aug = AugmentConfig(crop=True, crop_scale=tuple(a.crop_scale), flip_p=a.flip_p,  # type: ignore[arg-type]
-                        color_p=0.0, grayscale_p=0.0, blur=False)
+    aug = classifier_augment(a)
     loader = PretrainLoader(images, t.batch_size, aug, model.image_size or 224, t.seed, device, cfg.data.workers,
                             rank=world.rank, world_size=world.world_size, views=1)
     if len(loader) == 0:
@@ -239,15 +249,19 @@ def in_process_group(cfg: FinetuneConfig | DistillConfig, log: TextIO | None, fn
 
 def banner(kind: str, model: Classifier, data: LabelledData, parts: ClassifierTraining) -> str:
     t, enc = parts.cfg.train, model.encoder
+    s = parts.cfg.augment.color_strength
+    views = f"crop + flip + colour {s:g}" if s > 0 else "crop + flip"
     return (f"{kind} | dataset {data.dataset} | {enc.arch} x{enc.width_multiplier} stem {enc.stem_type} | "
             f"image size {data.image_size} | "
             f"{'head layers ' + str(model.head_layers) + ' + ' if model.head_layers else ''}"
             f"linear -> {model.num_classes} classes\n"
             f"Nesterov SGD peak lr {parts.peak_lr:.4g} | weight decay {parts.cfg.optim.weight_decay} | cosine | "
-            f"batch {t.batch_size} x {len(parts.loader)} steps/epoch x {t.epochs} epochs | crop + flip | "
+            f"batch {t.batch_size} x {len(parts.loader)} steps/epoch x {t.epochs} epochs | {views} | "
             f"{t.precision} on {parts.device}")
+
 
 __all__ = [
     "RESULTS", "ClassifierOutputs", "ClassifierTraining", "LabelledData", "auto_schedule", "banner", "build_parts",
-    "check_train", "device_for", "fit_classifier", "in_process_group", "labelled_data", "run_config",
+    "check_train", "classifier_augment", "device_for", "fit_classifier", "in_process_group", "labelled_data",
+    "run_config",
 ]

@@ -1,0 +1,62 @@
+"""The evaluation protocols on a run: features of h or z, the untrained baseline, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from simclr.data.sources import load_images
+from simclr.errors import SimCLRError
+from simclr.eval.protocol import evaluate_linear, run_features
+from simclr.models.weights import load_encoder, load_head
+from simclr.train.pretrain import pretrain
+from tests.helpers import tiny_config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("protocol") / "run"
+    pretrain(tiny_config(**{"monitor.online_probe": False}), out)
+    return out
+
+
+def _by_hand(run: Path, split: str, n: int) -> torch.Tensor:
+    """z = g(f(x)) of the first n un-augmented images, computed here from the saved weights."""
+    images = load_images("synthetic", split, None, n, 0, 16)
+    x = images.images[:n].float() / 255  # type: ignore[attr-defined]  # synthetic: in-memory RGB
+    with torch.no_grad():
+        return load_head(run)(load_encoder(run)(x))
+
+
+def test_layer_z_is_the_head_output(run: Path) -> None:
+    h = run_features(run, limit=40, device="cpu", precision="fp32")
+    z = run_features(run, limit=40, device="cpu", precision="fp32", layer="z")
+    assert h is not None and z is not None
+    assert h.train_x.shape == (40, 128) and z.train_x.shape == (40, 128)  # width 0.25: h 512/4, z proj_dim
+    assert z.layer == "z" and h.layer == "h"
+    assert torch.equal(z.train_y, h.train_y)
+    torch.testing.assert_close(z.test_x, _by_hand(run, "test", 8), rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(z.train_x, h.train_x, atol=1e-3)
+
+
+def test_layer_z_random_init_has_fresh_head(run: Path) -> None:
+    z = run_features(run, limit=40, device="cpu", precision="fp32", layer="z")
+    r = run_features(run, limit=40, device="cpu", precision="fp32", layer="z", random_init=True)
+    assert z is not None and r is not None
+    assert r.train_x.shape == z.train_x.shape and not torch.allclose(r.train_x, z.train_x, atol=1e-3)
+    again = run_features(run, limit=40, device="cpu", precision="fp32", layer="z", random_init=True)
+    assert again is not None and torch.equal(again.train_x, r.train_x)  # seeded
+
+
+def test_linear_eval_reports_the_layer(run: Path) -> None:
+    res = evaluate_linear(run, limit=40, device="cpu", precision="fp32", layer="z")
+    assert res is not None and res["layer"] == "z" and 0 <= res["top1"] <= 1
+
+
+def test_layer_refusals(run: Path) -> None:
+    with pytest.raises(SimCLRError, match="unknown --layer"):
+        run_features(run, limit=40, device="cpu", layer="y")
+    with pytest.raises(SimCLRError, match="head g is only in checkpoints|head g is kept"):
+        run_features(run / "encoder.pt", limit=40, device="cpu", layer="z", dataset="synthetic")

@@ -70,3 +70,11 @@ def test_every_preset_resolves() -> None:
         cfg = PretrainConfig()
         apply_overrides(cfg, load_preset(name), name)
         resolve(cfg)
+
+
+def test_every_augmentation_op_can_be_switched_off() -> None:
+    """What the composition study (benchmarks/reproduce/composition.py) needs: each op on or off alone."""
+    assert resolved().augment.to_augment_config().crop
+    a = resolved(**{"augment.crop": False, "augment.flip_p": 0.0, "augment.color_p": 0.0,
+                    "augment.grayscale_p": 0.0, "augment.blur": False}).augment.to_augment_config()
+    assert (a.crop, a.flip_p, a.color_p, a.grayscale_p, a.blur) == (False, 0.0, 0.0, 0.0, False)

@@ -53,6 +53,7 @@ class ModelConfig:
 
 @dataclass
 class AugmentSection:
+    crop: bool = opt(True, "random resized crop (off: every view is the whole image, resized)", cli=False)
     color_strength: float | None = opt(None, "colour distortion strength s (1.0 ImageNet, 0.5 CIFAR)")
     blur: bool | None = opt(None, "Gaussian blur (default: on above 32 px)")
     crop_scale: tuple[float, float] | None = opt(None, "crop area range; auto: (0.08, 1), per dataset where set",
@@ -74,7 +75,7 @@ class AugmentSection:
     def to_augment_config(self) -> AugmentConfig:
         assert self.color_strength is not None and self.blur is not None and self.crop_scale is not None
         return AugmentConfig(
-            crop=True,
+            crop=self.crop,
             crop_scale=tuple(self.crop_scale),  # type: ignore[arg-type]
             crop_ratio=tuple(self.crop_ratio),  # type: ignore[arg-type]
             crop_interpolation=self.crop_interpolation,

@@ -222,9 +222,11 @@ def describe(training: Training) -> str:
         f"{'-' + str(m.head_layers) if m.head == 'mlp' else ''} -> {m.proj_dim}\n"
         f"{'SupCon' if cfg.loss.name == 'supcon' else 'NT-Xent'} temperature {cfg.loss.temperature} | "
         f"colour strength {a.color_strength} | "
-        f"crop area {a.crop_scale[0]:g}-{a.crop_scale[1]:g} {a.crop_interpolation} | "
-        f"blur {'on' if a.blur else 'off'} | "
-        f"augment on {a.on}\n"
+        + (f"crop area {a.crop_scale[0]:g}-{a.crop_scale[1]:g} {a.crop_interpolation} | " if a.crop else "crop off | ")
+        + f"blur {'on' if a.blur else 'off'} | "
+        + "".join(f"{name} off | " for name, p in (("flip", a.flip_p), ("colour jitter", a.color_p),
+                                                   ("grayscale", a.grayscale_p)) if p == 0)
+        + f"augment on {a.on}\n"
         f"{o.optimizer} peak lr {training.peak_lr:.4g} ({'given' if o.lr else f'{o.base_lr} {o.lr_scaling} rule'}) "
         f"| weight decay {o.weight_decay}{' (biases and BN too)' if o.decay_1d else ''} "
         f"| warm-up {o.warmup_epochs} epochs then cosine{' per epoch' if o.lr_schedule == 'epoch' else ''}\n"

@@ -74,7 +74,7 @@ class Scale:
     def describe(self) -> str:
         test = max(1, self.limit // 5)
         return (f"{self.dataset}, the first {self.limit} train / {test} test images at {self.image_size} px, "
-                f"ResNet-18 x{self.width:g} (ImageNet stem), {self.epochs} epochs")
+                f"ResNet-18 x{self.width:g} (ImageNet stem), {self.epochs} epoch{'s' if self.epochs > 1 else ''}")
 
 
 SCALES = {
@@ -190,6 +190,7 @@ class Runner:
                     if n == "smoke" or self.scale_name != "smoke"},
             machine=machine(), updated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             command=" ".join(shlex.quote(a) for a in ["python", *sys.argv]),
+            jobs=self.args.jobs, threads=self.args.threads,
         )
         self.data.setdefault("commits", [])
         if (c := commit()) not in self.data["commits"]:
@@ -269,7 +270,8 @@ class Runner:
                 if sup.exists() and not (sup / "results.json").exists():
                     shutil.rmtree(sup)
                 if not sup.exists():
-                    self._cli(["finetune", "--run", str(run), "--random-init", "--out", str(sup),
+                    self._cli(["finetune", "--run", str(run), "--random-init", "--label-fraction", "1.0",
+                               "--out", str(sup),
                                "--limit", str(scale.limit), "--epochs", str(scale.epochs), "--seed", str(p.seed),
                                "--precision", "fp32", "--device", "cpu", "--log-every", "20",
                                *p.supervised_flags], log)

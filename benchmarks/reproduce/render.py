@@ -1,0 +1,153 @@
+"""Build REPRODUCTION.md and its plots from the studies' results files (nothing else is read).
+
+    python benchmarks/reproduce/render.py            # benchmarks/results/*.json -> REPRODUCTION.md, docs/reproduce/
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import statistics
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from study import ROOT, SCALES, results_path  # noqa: E402
+
+# The studies in the issue's order; a name without a module yet is listed as not written.
+ORDER = ("composition", "color_strength", "temperature", "head", "batch_size", "width", "loss")
+PLANNED = {
+    "width": "Width and depth (Figure 7): ResNet-18 at widths 0.25-2 and ResNet-34/50, beside supervised training",
+    "loss": "Loss functions (Tables 2 and 4): NT-Xent against NT-Logistic and margin triplet",
+}
+
+
+def _module(name: str) -> Any | None:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name == name:
+            return None
+        raise
+
+
+def _plot(mod: Any, result: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = getattr(mod, "PANELS", 1)
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.2))
+    mod.plot(result, axes if panels > 1 else axes)
+    fig.suptitle(textwrap.fill(result["title"], 48 * panels), fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def _cost(result: dict[str, Any]) -> str:
+    pts = list(result["points"].values())
+    per = [p["pretrain_s"] + p["measure_s"] for p in pts]
+    seeds = sorted({p["seed"] for p in pts})
+    threads, jobs = result.get("threads", 1), result.get("jobs", 1)
+    return (f"{len(pts)} points, seeds {', '.join(map(str, seeds))}; {statistics.median(per) / 60:.1f} min a point "
+            f"(median, {threads} thread{'s' if threads > 1 else ''} each, {jobs} at a time), "
+            f"{sum(per) * threads / 3600:.1f} core-hours in all")
+
+
+def section(name: str, mod: Any, result: dict[str, Any], png: Path, root: Path) -> tuple[str, str]:
+    v, why = mod.verdict(result)
+    if result["scale"] == "smoke":  # seconds-long runs test the scripts, not the paper
+        v, why = "none (a smoke run)", f"at the smoke scale the verdict would be {v!r}; it is evidence of nothing"
+    why = why[:1].upper() + why[1:]
+    scales = sorted({p["scale"] for p in result["points"].values()})
+    scale_text = "; ".join(SCALES[s].describe() for s in scales if s in SCALES)
+    m = result["machine"]
+    flags = ", ".join(m["flags"]) or "none of avx2 / avx512 / amx"
+    rel = png.relative_to(root) if png.is_relative_to(root) else png
+    lines = [
+        f"## {result['title']}",
+        "",
+        f"**Paper:** {result['paper']}.  ",
+        f"**Finding:** {result['finding']}.",
+        "",
+        f"**Scale:** {scale_text}. {result['why_fair']}.",
+        "",
+        mod.table(result),
+        "",
+        f"![{name}]({rel})",
+        "",
+        f"**Verdict: {v}.** {why}.",
+        "",
+        f"Measured on {m['cpu']} ({m['cores']} cores; {flags}), commit {', '.join(result.get('commits', ['?']))}, "
+        f"last point {result.get('updated', '?')}; {_cost(result)}.  ",
+        f"Command: `{result['command']}`; results: `{results_path(name, result['scale']).relative_to(ROOT)}`.",
+        "",
+    ]
+    return "\n".join(lines), v
+
+
+def render(results_dir: Path, out: Path, figures: Path, scale: str = "default") -> str:
+    sections, summary = [], []
+    for name in ORDER:
+        mod = _module(name)
+        path = results_dir / results_path(name, scale).name
+        if mod is None:
+            summary.append(f"| {PLANNED[name]} | not written yet | - |")
+            continue
+        if not path.exists() or not json.loads(path.read_text())["points"]:
+            summary.append(f"| {mod.STUDY.title} | not run yet: `python benchmarks/reproduce/{name}.py` | - |")
+            continue
+        result = json.loads(path.read_text())
+        png = figures / f"{name}.png"
+        _plot(mod, result, png)
+        text, v = section(name, mod, result, png, out.parent)
+        sections.append(text)
+        summary.append(f"| [{result['title']}](#{_anchor(result['title'])}) | **{v}** | {mod.STUDY.finding} |")
+    doc = "\n".join([
+        "# Reproducing SimCLR's findings at small scale",
+        "",
+        "Each study below re-runs one finding of the paper (Chen et al. 2020) on a laptop-sized budget and says",
+        "whether it holds here. Every number is measured by the study's script through `simclr`'s own command",
+        "line (`benchmarks/reproduce/<study>.py`), kept in `benchmarks/results/<study>.json`, and this page is",
+        "built from those files by `python benchmarks/reproduce/render.py`. Re-run one study with",
+        "`python benchmarks/reproduce/<study>.py` (finished points are kept; `--seeds`, `--jobs`, `--threads`,",
+        "`--scale smoke` to try it in seconds) or all of them with `bash benchmarks/reproduce/all.sh`.",
+        "The paper's numbers are ImageNet ResNet-50 figures: compare directions and orderings, not levels.",
+        "A verdict of *holds* needs the difference on every seed (each seed of one setting above every seed",
+        "of the other), not only in the medians.",
+        "",
+        "| study | verdict | the paper's finding |",
+        "|---|---|---|",
+        *summary,
+        "",
+        *sections,
+    ])
+    out.write_text(doc.rstrip() + "\n")
+    return doc
+
+
+def _anchor(title: str) -> str:
+    keep = "".join(c for c in title.lower() if c.isalnum() or c in " -")
+    return keep.replace(" ", "-")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--results", default=str(ROOT / "benchmarks" / "results"), help="folder of results JSON")
+    p.add_argument("--scale", default="default", choices=("default", "smoke"), help="which results files")
+    p.add_argument("--out", default=str(ROOT / "REPRODUCTION.md"), help="the page to write")
+    p.add_argument("--figures", default=str(ROOT / "docs" / "reproduce"), help="where the plots go")
+    a = p.parse_args()
+    render(Path(a.results), Path(a.out), Path(a.figures), a.scale)
+    print(f"wrote {a.out} and the plots in {a.figures}")
+
+
+if __name__ == "__main__":
+    main()

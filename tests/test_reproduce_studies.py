@@ -1,0 +1,129 @@
+"""The reproduction studies (benchmarks/reproduce/): their verdict rules, and one study end to end at the
+smoke scale through the real command line, rendered."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks" / "reproduce"))
+
+import batch_size  # noqa: E402
+import color_strength  # noqa: E402
+import composition  # noqa: E402
+import head  # noqa: E402
+import temperature  # noqa: E402
+
+
+def result(rows: list[tuple[dict, int, dict]]) -> dict:
+    return {"points": {f"{i}": {"values": v, "seed": s, "metrics": m} for i, (v, s, m) in enumerate(rows)}}
+
+
+def temps(acc: dict[float, tuple[float, float]]) -> dict:
+    return result([({"temperature": t}, s, {"linear": a[s]}) for t, a in acc.items() for s in (0, 1)])
+
+
+def test_temperature_verdicts() -> None:
+    hump = {0.05: (0.70, 0.71), 0.1: (0.75, 0.76), 0.2: (0.80, 0.81), 0.5: (0.78, 0.79), 1.0: (0.72, 0.73)}
+    assert temperature.verdict(temps(hump))[0] == "holds"
+    rising = {**hump, 1.0: (0.85, 0.86)}
+    assert temperature.verdict(temps(rising))[0] == "does not hold"
+    overlapping = {**hump, 0.5: (0.79, 0.805), 1.0: (0.70, 0.805)}  # an end's best seed reaches the best's worst
+    assert temperature.verdict(temps(overlapping))[0] == "inconclusive at this scale"
+    assert temperature.verdict(temps({0.1: (0.7, 0.7)}))[0] == "inconclusive at this scale"
+
+
+def test_head_verdicts() -> None:
+    def heads(h: dict, z: dict) -> dict:
+        rows = [({"head": k}, s, {"linear": h[k][s], **({"linear_z": z[k][s]} if k in z else {})})
+                for k in h for s in (0, 1)]
+        return result(rows)
+
+    h = {"none": (0.60, 0.61), "linear": (0.70, 0.71), "mlp": (0.75, 0.76)}
+    assert head.verdict(heads(h, {"linear": (0.6, 0.6), "mlp": (0.6, 0.6)}))[0] == "holds"
+    assert head.verdict(heads(h, {"linear": (0.8, 0.8), "mlp": (0.6, 0.6)}))[0] == "inconclusive at this scale"
+    swapped = {**h, "mlp": (0.65, 0.66)}
+    assert head.verdict(heads(swapped, {"linear": (0.6, 0.6), "mlp": (0.6, 0.6)}))[0] == "does not hold"
+
+
+def test_colour_verdicts() -> None:
+    def rows(c: dict, s: dict) -> dict:
+        return result([({"strength": x}, k, {"linear": c[x][k], "supervised": s[x][k]}) for x in c for k in (0, 1)])
+
+    flat = {0.125: (0.9, 0.9), 1.0: (0.9, 0.9)}
+    assert color_strength.verdict(rows({0.125: (0.6, 0.61), 1.0: (0.7, 0.71)}, flat))[0] == "holds"
+    assert color_strength.verdict(rows({0.125: (0.7, 0.71), 1.0: (0.6, 0.61)}, flat))[0] == "does not hold"
+    sup_gains_more = {0.125: (0.5, 0.5), 1.0: (0.9, 0.9)}
+    assert color_strength.verdict(rows({0.125: (0.6, 0.61), 1.0: (0.7, 0.71)}, sup_gains_more))[0] == "does not hold"
+
+
+def test_composition_verdict_and_table() -> None:
+    acc = {composition.name(ops): 0.5 for ops in composition.cells()}
+    acc["crop+colour"] = 0.8
+    acc["crop+flip"] = 0.7
+    res = result([({"dataset": "synthetic", "ops": k}, 0, {"linear": v}) for k, v in acc.items()])
+    assert composition.verdict(res)[0] == "holds"
+    table = composition.table(res)
+    assert "| crop | 50.0 | 70.0 | 80.0 | 50.0 | 50.0 |" in table  # the crop row: alone, then its pairs
+    assert "| colour | 80.0 | 50.0 | 50.0 | 50.0 | 50.0 |" in table  # the lower triangle mirrors the upper
+    acc["crop+flip"] = 0.9
+    res = result([({"dataset": "synthetic", "ops": k}, 0, {"linear": v}) for k, v in acc.items()])
+    assert composition.verdict(res)[0] == "does not hold"
+
+
+def test_batch_size_verdict() -> None:
+    def rows(acc: dict) -> dict:
+        return result([({"batch": b, "epochs": e}, 0, {"linear": a}) for (b, e), a in acc.items()])
+
+    helps_short = {(64, 2): 0.6, (1024, 2): 0.7, (64, 8): 0.75, (1024, 8): 0.77}
+    assert batch_size.verdict(rows(helps_short))[0] == "holds"
+    too_few_steps = {(64, 2): 0.7, (1024, 2): 0.6, (64, 8): 0.75, (1024, 8): 0.74}
+    assert batch_size.verdict(rows(too_few_steps))[0] == "does not hold"
+
+
+def test_a_study_runs_and_renders(tmp_path: Path) -> None:
+    """The head study at the smoke scale: 3 pretraining runs, linear eval on h and z, then the page."""
+    res = tmp_path / "head-smoke.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/reproduce/head.py"), "--scale", "smoke",
+                           "--seeds", "0", "--threads", "1", "--runs", str(tmp_path / "runs"), "--results", str(res)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = json.loads(res.read_text())
+    assert set(data["points"]) == {"head=none_seed=0", "head=linear_seed=0", "head=mlp_seed=0"}
+    mlp = data["points"]["head=mlp_seed=0"]["metrics"]
+    assert set(mlp) == {"linear", "linear_z"} and all(0 <= v <= 1 for v in mlp.values())
+    assert data["machine"]["cores"] and data["commits"]
+    # the runs keep what each measurement wrote: the page's numbers are the CLI's
+    run = tmp_path / "runs" / "head" / "smoke" / "head=mlp_seed=0"
+    assert json.loads((run / "linear_z.json").read_text())["layer"] == "z"
+    assert json.loads((run / "linear_z.json").read_text())["top1"] == mlp["linear_z"]
+    again = subprocess.run([sys.executable, str(ROOT / "benchmarks/reproduce/head.py"), "--scale", "smoke",
+                            "--seeds", "0", "--runs", str(tmp_path / "runs"), "--results", str(res)],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0 and "3 already in" in again.stdout and "0 to run" in again.stdout  # resumes
+
+    sys.path.insert(0, str(ROOT / "benchmarks" / "reproduce"))
+    import render
+
+    page = tmp_path / "REPRODUCTION.md"
+    render.render(tmp_path, page, tmp_path / "fig", scale="smoke")
+    text = page.read_text()
+    assert f"| non-linear (2-layer MLP) | {100 * mlp['linear']:.1f} | {100 * mlp['linear_z']:.1f} |" in text
+    assert "none (a smoke run)" in text and "not run yet" in text and "not written yet" in text
+    assert (tmp_path / "fig" / "head.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("script", ["temperature", "head", "color_strength", "composition", "batch_size"])
+def test_every_study_lists_its_points(script: str) -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / f"benchmarks/reproduce/{script}.py"), "--list", "--seeds", "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    keys = [line.split()[0] for line in proc.stdout.splitlines()]
+    assert keys and len(keys) == len(set(keys))

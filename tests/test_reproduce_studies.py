@@ -19,6 +19,7 @@ import color_strength  # noqa: E402
 import composition  # noqa: E402
 import head  # noqa: E402
 import temperature  # noqa: E402
+import width  # noqa: E402
 
 
 def result(rows: list[tuple[dict, int, dict]]) -> dict:
@@ -87,6 +88,18 @@ def test_batch_size_verdict() -> None:
     assert batch_size.verdict(rows(too_few_steps))[0] == "does not hold"
 
 
+def test_width_verdict() -> None:
+    def rows(gaps: list[float]) -> dict:
+        nets = [("resnet18", w) for w in (0.25, 0.5, 1.0)]
+        return result([({"arch": a, "width": w}, 0, {"linear": 0.8, "supervised": 0.8 + g})
+                       for (a, w), g in zip(nets, gaps, strict=True)])
+
+    assert width.verdict(rows([0.10, 0.05, 0.02]))[0] == "holds"
+    assert width.verdict(rows([0.05, 0.06, 0.07]))[0] == "does not hold"
+    assert width.verdict(rows([0.10, 0.11, 0.02]))[0] == "inconclusive at this scale"
+    assert "x0.25 +10.0" in width.verdict(rows([0.10, 0.05, 0.02]))[1]
+
+
 def test_a_study_runs_and_renders(tmp_path: Path) -> None:
     """The head study at the smoke scale: 3 pretraining runs, linear eval on h and z, then the page."""
     res = tmp_path / "head-smoke.json"
@@ -120,7 +133,8 @@ def test_a_study_runs_and_renders(tmp_path: Path) -> None:
     assert (tmp_path / "fig" / "head.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("script", ["temperature", "head", "color_strength", "composition", "batch_size"])
+@pytest.mark.parametrize("script", ["temperature", "head", "color_strength", "composition", "batch_size",
+                                    "width"])
 def test_every_study_lists_its_points(script: str) -> None:
     proc = subprocess.run([sys.executable, str(ROOT / f"benchmarks/reproduce/{script}.py"), "--list", "--seeds", "0"],
                           capture_output=True, text=True, timeout=60)

@@ -85,6 +85,9 @@ SCALES = {
     # the dataset where colour distortion must matter.
     "synthetic": Scale("synthetic", "synthetic", 10_000, 32, 0.5, 5,
                        (*COMMON, "--temperature", "0.5", "--color-strength", "1.0")),
+    # the width / depth study: the same recipe, 3 epochs, so that ResNet-50 and width 2 fit in the hour
+    "fmnist-short": Scale("fmnist-short", "fashion-mnist", 10_000, 28, 0.5, 3,
+                          (*COMMON, "--temperature", "0.2", "--color-strength", "0.5")),
     # seconds per point: for the tests and for trying a study out
     "smoke": Scale("smoke", "synthetic", 96, 16, 0.25, 1,
                    (*COMMON[:-2], "--batch-size", "32", "--log-every", "1", "--temperature", "0.5"),

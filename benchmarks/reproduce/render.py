@@ -51,6 +51,12 @@ def _plot(mod: Any, result: dict[str, Any], out: Path) -> None:
     plt.close(fig)
 
 
+def _commits(result: dict[str, Any]) -> list[str]:
+    """The commits whose code made the points (each point records its own)."""
+    found = sorted({p["commit"] for p in result["points"].values() if p.get("commit")})
+    return found or result.get("commits", ["not recorded"])
+
+
 def _cost(result: dict[str, Any]) -> str:
     pts = list(result["points"].values())
     per = [p["pretrain_s"] + p["measure_s"] for p in pts]
@@ -77,7 +83,7 @@ def section(name: str, mod: Any, result: dict[str, Any], png: Path, root: Path) 
         f"**Paper:** {result['paper']}.  ",
         f"**Finding:** {result['finding']}.",
         "",
-        f"**Scale:** {scale_text}. {result['why_fair']}.",
+        f"**Scale:** {scale_text}. {result['why_fair'][:1].upper()}{result['why_fair'][1:]}.",
         "",
         mod.table(result),
         "",
@@ -85,7 +91,7 @@ def section(name: str, mod: Any, result: dict[str, Any], png: Path, root: Path) 
         "",
         f"**Verdict: {v}.** {why}.",
         "",
-        f"Measured on {m['cpu']} ({m['cores']} cores; {flags}), commit {', '.join(result.get('commits', ['?']))}, "
+        f"Measured on {m['cpu']} ({m['cores']} cores; {flags}), commit {', '.join(_commits(result))}, "
         f"last point {result.get('updated', '?')}; {_cost(result)}.  ",
         f"Command: `{result['command']}`; results: `{results_path(name, result['scale']).relative_to(ROOT)}`.",
         "",

@@ -154,7 +154,8 @@ def commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        # only the code that makes the figures: results files and docs change while a study runs
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks/reproduce"], cwd=ROOT,
                                capture_output=True, text=True, check=True).stdout.strip()
         return sha + ("+uncommitted" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -285,7 +286,7 @@ class Runner:
         last = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
         return {"values": p.values, "seed": p.seed, "scale": scale.name, "flags": p.flags, "config": p.config,
                 "metrics": metrics, "final_loss": last[-1]["loss"] if last else None,
-                "pretrain_s": round(pretrain_s, 1), "measure_s": round(time.monotonic() - t1, 1),
+                "pretrain_s": round(pretrain_s, 1), "measure_s": round(time.monotonic() - t1, 1), "commit": commit(),
                 "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 

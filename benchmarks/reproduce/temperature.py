@@ -64,8 +64,8 @@ def plot(result: dict, ax) -> None:  # noqa: ANN001
     ax.set_xlabel("temperature tau")
     ax.set_ylabel("linear top-1 % (ours)")
     ax2.set_ylabel("linear top-1 % (paper)")
-    ax.legend(loc="lower left", fontsize=7)
-    ax2.legend(loc="lower right", fontsize=7)
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="lower center", fontsize=7)
 
 
 if __name__ == "__main__":

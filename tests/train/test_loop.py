@@ -248,3 +248,22 @@ def test_the_loop_trains_any_method_as_a_plain_loop_would() -> None:
         ref_opt.step()
     for a, b in zip(method.model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+class SignalAtStart(Callback):
+    """Sends this process a SIGINT while the callbacks start (as a Ctrl-C during a slow start does)."""
+
+    def on_fit_start(self, trainer) -> None:  # noqa: ANN001
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_signal_while_the_run_starts_stops_it_saved(tmp_path: Path) -> None:
+    try:
+        state = pretrain(tiny_config(), tmp_path / "run", callbacks=[SignalAtStart()])
+    except KeyboardInterrupt:
+        pytest.fail("a SIGINT during on_fit_start escaped as KeyboardInterrupt: the stop signals were not caught yet")
+    assert state.interrupted and state.step <= 1
+    assert (tmp_path / "run" / "checkpoint.pt").exists() and not (tmp_path / "run" / "encoder.pt").exists()

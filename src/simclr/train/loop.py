@@ -72,13 +72,15 @@ class Trainer:
     def fit(self) -> TrainState:
         """Train until the run's end or a stop; returns the state reached."""
         try:
-            for cb in self.callbacks:
-                cb.on_fit_start(self)
-            for cb in self.callbacks:
-                if cb.name and cb.name in self.callback_states:
-                    cb.load_state_dict(self.callback_states[cb.name])
+            # the stop signals are caught from the start: a SIGINT / SIGTERM while the callbacks start (the
+            # run directory already exists, TensorBoard is still importing) stops at the first step, saved
             with StopFlag() as flag:
                 self._flag = flag
+                for cb in self.callbacks:
+                    cb.on_fit_start(self)
+                for cb in self.callbacks:
+                    if cb.name and cb.name in self.callback_states:
+                        cb.load_state_dict(self.callback_states[cb.name])
                 while self.state.epoch < self.epochs and self.state.step < self.stop_at and not self.state.interrupted:
                     if not self._epoch():
                         break

@@ -47,14 +47,21 @@ def verdict(result: dict) -> tuple[str, str]:
     if any(k not in h for k in HEADS):
         return "inconclusive at this scale", "not every head has been run"
     m = {k: 100 * median(v) for k, v in h.items()}
-    order = f"non-linear {m['mlp']:.1f}, linear {m['linear']:.1f}, none {m['none']:.1f}"
+
+    def compare(a: str, b: str) -> str:
+        if beats(h[a], h[b]):
+            return "ahead on every seed"
+        return "behind" if m[a] < m[b] else "ahead within the seed spread"
+
+    order = (f"on h: non-linear {m['mlp']:.1f}, linear {m['linear']:.1f}, none {m['none']:.1f} (non-linear over "
+             f"linear: {compare('mlp', 'linear')}; linear over none: {compare('linear', 'none')})")
     h_over_z = all(beats(h[k], z[k]) for k in ("linear", "mlp") if k in z)
-    hz = "h > z for both heads on every seed" if h_over_z else "h does not beat z on every seed"
+    hz = f"h over z: {'holds, on every seed for both heads' if h_over_z else 'not on every seed'}"
     if beats(h["mlp"], h["linear"]) and beats(h["linear"], h["none"]) and h_over_z:
-        return "holds", f"{order} (every seed in this order); {hz}"
-    if median(h["mlp"]) < median(h["linear"]) or median(h["linear"]) < median(h["none"]):
-        return "does not hold", f"{order}: not in the paper's order; {hz}"
-    return "inconclusive at this scale", f"{order}: the paper's order, but within the seed spread or {hz}"
+        return "holds", f"{order}; {hz}"
+    if m["mlp"] < m["linear"] or m["linear"] < m["none"]:
+        return "does not hold", f"{order}; {hz}"
+    return "inconclusive at this scale", f"{order}; {hz}"
 
 
 def table(result: dict) -> str:

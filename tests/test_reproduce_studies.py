@@ -113,6 +113,7 @@ def test_a_study_runs_and_renders(tmp_path: Path) -> None:
     mlp = data["points"]["head=mlp_seed=0"]["metrics"]
     assert set(mlp) == {"linear", "linear_z"} and all(0 <= v <= 1 for v in mlp.values())
     assert data["machine"]["cores"] and data["commits"]
+    assert 0 <= data["baselines"]["smoke"]["linear_random"] <= 1  # the untrained network, evaluated once
     # the runs keep what each measurement wrote: the page's numbers are the CLI's
     run = tmp_path / "runs" / "head" / "smoke" / "head=mlp_seed=0"
     assert json.loads((run / "linear_z.json").read_text())["layer"] == "z"
@@ -130,6 +131,7 @@ def test_a_study_runs_and_renders(tmp_path: Path) -> None:
     text = page.read_text()
     assert f"| non-linear (2-layer MLP) | {100 * mlp['linear']:.1f} | {100 * mlp['linear_z']:.1f} |" in text
     assert "none (a smoke run)" in text and "not run yet" in text and "not written yet" in text
+    assert f"scores {100 * data['baselines']['smoke']['linear_random']:.1f} on smoke" in text
     assert (tmp_path / "fig" / "head.png").stat().st_size > 1000
 
 

@@ -74,6 +74,10 @@ def section(name: str, mod: Any, result: dict[str, Any], png: Path, root: Path) 
     why = why[:1].upper() + why[1:]
     scales = sorted({p["scale"] for p in result["points"].values()})
     scale_text = "; ".join(SCALES[s].describe() for s in scales if s in SCALES)
+    base = result.get("baselines", {})
+    untrained = "; ".join(f"{100 * b['linear_random']:.1f} on {s}" for s, b in sorted(base.items()))
+    if untrained:
+        scale_text += f" (the untrained network, `--random-init`, scores {untrained} by the same linear eval)"
     m = result["machine"]
     flags = ", ".join(m["flags"]) or "none of avx2 / avx512 / amx"
     rel = png.relative_to(root) if png.is_relative_to(root) else png

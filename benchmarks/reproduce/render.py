@@ -95,6 +95,7 @@ def section(name: str, mod: Any, result: dict[str, Any], png: Path, root: Path) 
         "",
         f"**Verdict: {v}.** {why}.",
         "",
+        *([f"*Reading:* {mod.READING}.", ""] if getattr(mod, "READING", None) and result["scale"] != "smoke" else []),
         f"Measured on {m['cpu']} ({m['cores']} cores; {flags}), commit {', '.join(_commits(result))}, "
         f"last point {result.get('updated', '?')}; {_cost(result)}.  ",
         f"Command: `{result['command']}`; results: `{results_path(name, result['scale']).relative_to(ROOT)}`.",

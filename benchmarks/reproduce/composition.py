@@ -113,7 +113,7 @@ def table(result: dict) -> str:
             continue
         rows = [f"**{ds}**, linear top-1 % (diagonal: the op alone; identity, no augmentation at all: "
                 f"{100 * median(m.get('identity', [float('nan')])):.1f})", "",
-                "| 1st \\ 2nd | " + " | ".join(OPS) + " |", "|---" * (len(OPS) + 1) + "|"]
+                "| op \\ with (unordered) | " + " | ".join(OPS) + " |", "|---" * (len(OPS) + 1) + "|"]
         for i, a in enumerate(OPS):
             row = []
             for j, b in enumerate(OPS):

@@ -219,3 +219,58 @@ def test_sample_then_apply_is_the_call_and_each_op_touches_exactly_its_draws() -
             want = torch.nonzero(apply & (order[:, pos] == k)).flatten()
             assert torch.equal(params.tensors[f"jitter{pos}{k}"], want)
     assert torch.equal(params.tensors["gray"], torch.nonzero(gray).flatten())
+
+
+def _one_op(op: str, x: torch.Tensor, t: dict[str, torch.Tensor], size: int) -> torch.Tensor:
+    """One op of the pipeline alone, on x, with the draws t: a pipeline whose config runs only that op
+    (crop without its flip), given only that op's draws."""
+    from simclr.augment import AugmentParams
+
+    no_flip = torch.zeros_like(t["flip"])
+    keys = {"crop": ("row_taps", "row_w", "col_taps", "col_w"), "flip": (), "color": (), "grayscale": ("gray",),
+            "blur": ("sigma", "blur")}
+    if op == "color":
+        keys["color"] = tuple(k for k in t if k in ("brightness", "contrast", "saturation", "hue")
+                              or k.startswith("jitter"))
+    draws = {k: t[k] for k in keys[op]} | {"flip": t["flip"] if op == "flip" else no_flip}
+    side = size if op == "crop" else x.shape[-1]
+    one = SimCLRAugment(AugmentConfig(crop=op == "crop"), side)
+    return one.apply(x, AugmentParams(draws))
+
+
+@pytest.mark.parametrize("order", [("blur", "crop", "color", "flip", "grayscale"),
+                                   ("grayscale", "color", "flip", "blur", "crop")])
+def test_order_runs_the_ops_one_after_another_in_that_order(order: tuple[str, ...]) -> None:
+    """The pipeline with ``order`` equals its single ops composed by hand in that order, on the same draws
+    (the draws do not depend on the order); and it differs from the paper's order."""
+    cfg = AugmentConfig(color_strength=1.0, color_p=1.0, grayscale_p=0.5, blur=True, blur_p=1.0, order=order)
+    aug = SimCLRAugment(cfg, 16)
+    x = images(6, 40)
+    params = aug.sample(6, 40, 40, torch.Generator().manual_seed(5))
+    default = SimCLRAugment(dataclasses.replace(cfg, order=AugmentConfig().order), 16)
+    assert {k: v.tolist() for k, v in params.tensors.items()} == {
+        k: v.tolist() for k, v in default.sample(6, 40, 40, torch.Generator().manual_seed(5)).tensors.items()}
+    want = x.float() / 255
+    for op in order:
+        want = _one_op(op, want, params.tensors, 16)
+    got = aug.apply(x, params)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    assert (got - default.apply(x, params)).abs().max() > 1e-2
+
+
+def test_flip_commutes_with_every_op_after_the_crop() -> None:
+    """The composition study runs one order of the pairs with flip, since flip commutes with colour,
+    grayscale and blur (a mirror image has the same colours and the blur kernel is symmetric)."""
+    cfg = AugmentConfig(color_strength=1.0, blur=True, blur_p=1.0)
+    x = images(8, 24)
+    params = SimCLRAugment(cfg, 20).sample(8, 24, 24, torch.Generator().manual_seed(1))
+    paper = SimCLRAugment(cfg, 20).apply(x, params)
+    flip_last = SimCLRAugment(dataclasses.replace(cfg, order=("crop", "color", "grayscale", "blur", "flip")), 20)
+    torch.testing.assert_close(flip_last.apply(x, params), paper, rtol=0, atol=1e-5)
+
+
+def test_order_must_name_every_op_once() -> None:
+    for order in (("crop", "flip", "color", "grayscale"), ("crop", "crop", "color", "grayscale", "blur"),
+                  ("crop", "flip", "colour", "grayscale", "blur")):
+        with pytest.raises(SimCLRError, match="order must name each of crop, flip, color, grayscale, blur once"):
+            SimCLRAugment(AugmentConfig(order=order), 16)

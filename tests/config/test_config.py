@@ -78,3 +78,15 @@ def test_every_augmentation_op_can_be_switched_off() -> None:
     a = resolved(**{"augment.crop": False, "augment.flip_p": 0.0, "augment.color_p": 0.0,
                     "augment.grayscale_p": 0.0, "augment.blur": False}).augment.to_augment_config()
     assert (a.crop, a.flip_p, a.color_p, a.grayscale_p, a.blur) == (False, 0.0, 0.0, 0.0, False)
+
+
+def test_order_and_identity_view_come_from_a_config_and_are_checked() -> None:
+    """What the composition study's ordered pairs and one-branch views need (augment.order, identity_view)."""
+    order = ["blur", "crop", "flip", "color", "grayscale"]
+    a = resolved(**{"augment.order": order, "augment.identity_view": True}).augment.to_augment_config()
+    assert a.order == tuple(order) and a.identity_view
+    assert resolved().augment.to_augment_config().order == ("crop", "flip", "color", "grayscale", "blur")
+    with pytest.raises(SimCLRError, match="augment.order must be a list of names"):
+        resolved(**{"augment.order": "crop"})
+    with pytest.raises(SimCLRError, match="name each of crop, flip, color, grayscale, blur once"):
+        resolved(**{"augment.order": ["crop", "flip", "color", "blur"]})

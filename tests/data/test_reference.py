@@ -180,3 +180,24 @@ def test_reference_transform_accepts_grayscale_pil() -> None:
     t = reference_transform(AugmentConfig(), 32)
     out = t(Image.new("L", (40, 40), 128).convert("RGB"))
     assert out.shape == (3, 32, 32)
+
+
+def test_identity_view_leaves_the_first_view_as_the_image() -> None:
+    """augment.identity_view (the paper's Figure 5 setting): the first view of every pair is the image
+    itself (as the encoder takes it), the second is augmented; the paper's order and both views otherwise."""
+    from simclr.data.loaders import as_float_batch
+
+    imgs = ArrayImages(torch.randint(0, 256, (16, 1, 12, 12), dtype=torch.uint8), torch.arange(16), [])
+    cfg = AugmentConfig(crop_scale=(0.2, 0.5), blur=False, identity_view=True)
+    loader = PretrainLoader(imgs, 8, cfg, 12, seed=0, device=torch.device("cpu"))
+    v1, v2, labels = next(iter(loader.batches(0)))
+    assert torch.equal(v1, as_float_batch(imgs.images[labels]))
+    assert v2.shape == v1.shape and (v2 - v1).abs().flatten(1).amax(1).min() > 0.05  # every second view changed
+    both = PretrainLoader(imgs, 8, AugmentConfig(crop_scale=(0.2, 0.5), blur=False), 12, seed=0,
+                          device=torch.device("cpu"))
+    w1, _, labels = next(iter(both.batches(0)))
+    assert not torch.equal(w1, as_float_batch(imgs.images[labels]))
+    with pytest.raises(SimCLRError, match="identity_view needs an in-memory dataset augmented on the device"):
+        PretrainLoader(imgs, 8, cfg, 12, seed=0, device=torch.device("cpu"), augment_on="workers")
+    with pytest.raises(SimCLRError, match="augment.order and augment.identity_view need --augment-on device"):
+        reference_transform(AugmentConfig(order=("flip", "crop", "color", "grayscale", "blur")), 12)

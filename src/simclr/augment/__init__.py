@@ -12,6 +12,9 @@ The pipeline of PAPER.md (ImageNet setting), each op switchable with its probabi
 3. Gaussian blur with p = 0.5, sigma ~ U(0.1, 2.0), kernel = 10% of the side (23 taps at
    224 px); off by default at <= 32 px.
 
+``AugmentConfig.order`` runs the ops in another order (the paper's Figure 5 composes them in both
+orders); the random draws do not depend on it.
+
 Inputs are uint8 images (B, C, H, W) with C = 1 or 3; outputs are float (B, 3, S, S) in [0, 1]
 (no mean/std normalisation, as in the official code). All random draws come from one
 ``torch.Generator``, so a batch's views are a pure function of its seed.
@@ -31,12 +34,12 @@ from simclr.augment.color import (
     sample_jitter,
     to_gray,
 )
-from simclr.augment.config import CROP_INTERPOLATIONS, AugmentConfig
+from simclr.augment.config import CROP_INTERPOLATIONS, OPS, AugmentConfig
 from simclr.augment.crop import crop_resize_flip, resize_matrices, sample_crop_boxes
 from simclr.augment.pipeline import AugmentParams, SimCLRAugment, pack, unpack
 
 __all__ = [
-    "CROP_INTERPOLATIONS", "AugmentConfig", "AugmentParams", "SimCLRAugment", "adjust_brightness", "adjust_contrast",
-    "adjust_hue", "adjust_saturation", "blur_kernel_size", "crop_resize_flip", "gaussian_blur", "pack",
-    "resize_matrices", "sample_crop_boxes", "sample_jitter", "to_gray", "unpack",
+    "CROP_INTERPOLATIONS", "OPS", "AugmentConfig", "AugmentParams", "SimCLRAugment", "adjust_brightness",
+    "adjust_contrast", "adjust_hue", "adjust_saturation", "blur_kernel_size", "crop_resize_flip", "gaussian_blur",
+    "pack", "resize_matrices", "sample_crop_boxes", "sample_jitter", "to_gray", "unpack",
 ]

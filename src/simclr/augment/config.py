@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from simclr.errors import SimCLRError
 
 CROP_INTERPOLATIONS = ("bicubic", "bilinear")
+# the ops in the order the paper's pipeline runs them (``AugmentConfig.order`` may permute them)
+OPS = ("crop", "flip", "color", "grayscale", "blur")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,12 @@ class AugmentConfig:
     blur: bool = True
     blur_p: float = 0.5
     blur_sigma: tuple[float, float] = (0.1, 2.0)
+    # the order the ops run in: a permutation of OPS ("crop" resizes to the output side where it stands,
+    # switched on or not; ops before it run at the input's size). For the paper's Figure 5 (ordered pairs).
+    order: tuple[str, ...] = OPS
+    # the paper's asymmetric setting of Figure 5: the first view is the image itself (resized), only the
+    # second is augmented. For ablations, not training: SimCLR augments both views.
+    identity_view: bool = False
 
     def validate(self) -> None:
         for name in ("flip_p", "color_p", "grayscale_p", "blur_p"):
@@ -47,6 +55,8 @@ class AugmentConfig:
             raise SimCLRError("contrast must be 'gray-mean' or 'channel-mean'")
         if not 0 < self.blur_sigma[0] <= self.blur_sigma[1]:
             raise SimCLRError(f"blur_sigma must satisfy 0 < min <= max, got {self.blur_sigma}")
+        if sorted(self.order) != sorted(OPS):
+            raise SimCLRError(f"augmentation order must name each of {', '.join(OPS)} once, got {list(self.order)}")
 
 
-__all__ = ["CROP_INTERPOLATIONS", "AugmentConfig"]
+__all__ = ["CROP_INTERPOLATIONS", "OPS", "AugmentConfig"]

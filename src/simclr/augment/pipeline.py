@@ -30,6 +30,19 @@ def _apply_where(x: torch.Tensor, idx: torch.Tensor, fn) -> torch.Tensor:  # noq
     return x.index_copy_(0, idx, fn(x[idx], idx))
 
 
+def _own_rgb(x: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """x with 3 channels, contiguous and never the caller's ``images``: what the in-place ops may write."""
+    if x.shape[1] == 1:
+        return x.expand(-1, 3, -1, -1).contiguous()
+    return x.clone(memory_format=torch.contiguous_format) if x is images else x.contiguous()
+
+
+def _blur(x: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The blur on its samples; the kernel sized for x's side (the output's, unless the blur comes first)."""
+    k, sigma = blur_kernel_size(x.shape[-1]), t["sigma"]
+    return _apply_where(x, t["blur"], lambda v, i: gaussian_blur(v, sigma[i], k))
+
+
 def _where(mask: torch.Tensor) -> torch.Tensor:
     return mask.nonzero().flatten()
 
@@ -94,25 +107,30 @@ class SimCLRAugment:
         x = images.to(torch.get_default_dtype())
         if images.dtype == torch.uint8:
             x = x.div_(255)
-        if cfg.crop:
-            x = crop_apply(x, t["row_taps"], t["row_w"], t["col_taps"], t["col_w"], t["flip"])
-        else:
-            if x.shape[-1] != self.size or x.shape[-2] != self.size:
-                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
-            x = torch.where(t["flip"].view(-1, 1, 1, 1), x.flip(3), x)
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        # the colour ops below write in place: make sure x is our own tensor, never the caller's
-        x = x.clone(memory_format=torch.contiguous_format) if x is images else x.contiguous()
-        if "brightness" in t:
-            x = self._color_jitter(x, t)
-        if "gray" in t:
-            x = _apply_where(x, t["gray"], lambda v, i: v.copy_(to_gray(v).expand_as(v)))
-        if "blur" in t:
-            k = blur_kernel_size(self.size)
-            sigma = t["sigma"]
-            x = _apply_where(x, t["blur"], lambda v, i: gaussian_blur(v, sigma[i], k))
-        return x
+        order = cfg.order
+        fused_flip = order.index("flip") == order.index("crop") + 1  # the default: one matmul does both
+        for op in order:
+            if op == "crop":
+                x = self._crop(x, t, fused_flip)
+            elif op == "flip" and not fused_flip:
+                x = torch.where(t["flip"].view(-1, 1, 1, 1), x.flip(3), x)
+            elif op == "color" and "brightness" in t:
+                x = self._color_jitter(_own_rgb(x, images), t)
+            elif op == "grayscale" and "gray" in t:
+                x = _apply_where(_own_rgb(x, images), t["gray"], lambda v, i: v.copy_(to_gray(v).expand_as(v)))
+            elif op == "blur" and "blur" in t:
+                x = _blur(_own_rgb(x, images), t)
+        return _own_rgb(x, images)
+
+    def _crop(self, x: torch.Tensor, t: dict[str, torch.Tensor], flip: bool) -> torch.Tensor:
+        """The random resized crop (or, switched off, the resize to the output side), with the flip when
+        ``flip``."""
+        if self.cfg.crop:
+            no_flip = torch.zeros_like(t["flip"])
+            return crop_apply(x, t["row_taps"], t["row_w"], t["col_taps"], t["col_w"], t["flip"] if flip else no_flip)
+        if x.shape[-1] != self.size or x.shape[-2] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
+        return torch.where(t["flip"].view(-1, 1, 1, 1), x.flip(3), x) if flip else x
 
     def _color_jitter(self, x: torch.Tensor, t: dict[str, torch.Tensor]) -> torch.Tensor:
         bright, contrast, sat, hue = (t[k].to(x.dtype) for k in JITTER_OPS)

@@ -63,6 +63,10 @@ def typed_value(value: Any, hint: Any, key: str, source: str) -> Any:
     bad = SimCLRError(f"{source}: {key} must be {what.get(hint, 'a pair of numbers')}, got {value!r}")
     if value is None:
         raise bad
+    if typing.get_origin(hint) is tuple and typing.get_args(hint) == (str, ...):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise SimCLRError(f"{source}: {key} must be a list of names, got {value!r}")
+        return tuple(value)
     if typing.get_origin(hint) is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(typing.get_args(hint)):
             raise bad

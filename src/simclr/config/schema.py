@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from simclr.augment import AugmentConfig
+from simclr.augment import OPS, AugmentConfig
 
 
 def opt(default: Any, help: str = "", *, flag: str | None = None, cli: bool = True) -> Any:  # noqa: A002
@@ -68,6 +68,12 @@ class AugmentSection:
     blur_sigma: tuple[float, float] = opt((0.1, 2.0), "blur sigma range", cli=False)
     brightness: str = opt("multiplicative", "multiplicative (official v2, torchvision) or additive (v1)", cli=False)
     contrast: str = opt("gray-mean", "gray-mean (torchvision) or channel-mean (official code)", cli=False)
+    order: tuple[str, ...] = opt(
+        OPS, "the order the ops run in, a permutation of crop, flip, color, grayscale, blur (default this one, "
+        "the paper's)", cli=False)
+    identity_view: bool = opt(
+        False, "the first view is the image itself, only the second is augmented (the paper's Figure 5 "
+        "ablation setting; default off: both views augmented)", cli=False)
     on: str = opt(
         "device", "device (default: batched on the training device) or workers (torchvision PIL per image, "
         "the reference)", flag="--augment-on")
@@ -88,6 +94,8 @@ class AugmentSection:
             blur=self.blur,
             blur_p=self.blur_p,
             blur_sigma=tuple(self.blur_sigma),  # type: ignore[arg-type]
+            order=tuple(self.order),
+            identity_view=self.identity_view,
         )
 
 

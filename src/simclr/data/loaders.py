@@ -28,6 +28,7 @@ from simclr.data.folder import FolderImages
 from simclr.data.images import ArrayImages, Images, center_resize, pil_to_uint8
 from simclr.data.reference import ReferencePairs
 from simclr.data.seeds import mix_seed
+from simclr.errors import SimCLRError
 
 
 class ViewBatch(NamedTuple):
@@ -139,6 +140,10 @@ class PretrainLoader:
         self.in_memory = isinstance(images, ArrayImages)
         self.augment_on = augment_on
         self.augment: SimCLRAugment | None = None  # the device ops; None when the workers do it all
+        self.identity_view = aug.identity_view and views == 2
+        if self.identity_view and (augment_on == "workers" or not self.in_memory):
+            raise SimCLRError("augment.identity_view needs an in-memory dataset augmented on the device "
+                             "(not an image folder, not --augment-on workers)")
         self._pairs: Dataset | None = None
         if augment_on == "workers":  # the whole torchvision pipeline per image in the workers
             self._pairs = ReferencePairs(images, aug, size, seed, rank if world_size > 1 else 0)
@@ -202,6 +207,9 @@ class PretrainLoader:
         assert self.augment is not None
         if self.views == 1:
             return LabelledBatch(self.augment(x, g), labels)
+        if self.identity_view:  # the paper's Figure 5 setting: the first view is the image as it is
+            n = x.shape[0] // 2
+            return ViewBatch(as_float_batch(x[:n], self.size).contiguous(), self.augment(x[n:], g), labels)
         v1, v2 = self.augment(x, g).chunk(2)
         return ViewBatch(v1, v2, labels)
 

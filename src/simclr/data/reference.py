@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
-from simclr.augment import AugmentConfig, blur_kernel_size
+from simclr.augment import OPS, AugmentConfig, blur_kernel_size
 from simclr.data.images import Images
 from simclr.data.seeds import mix_seed
 from simclr.errors import SimCLRError
@@ -30,6 +30,9 @@ def reference_transform(cfg: AugmentConfig, size: int) -> T.Compose:
             "--augment-on workers uses torchvision's colour ops (multiplicative brightness, contrast "
             "toward the grayscale mean); the 'additive' / 'channel-mean' variants need --augment-on device"
         )
+    if tuple(cfg.order) != OPS or cfg.identity_view:
+        raise SimCLRError("--augment-on workers runs the paper's order on both views; augment.order and "
+                          "augment.identity_view need --augment-on device")
     ops: list = []
     mode = T.InterpolationMode(cfg.crop_interpolation)
     if cfg.crop:

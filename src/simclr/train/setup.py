@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from simclr import distributed
+from simclr.augment import OPS
 from simclr.config import PretrainConfig, apply_overrides, resolve
 from simclr.data.images import Images, has_labels
 from simclr.data.loaders import PretrainLoader
@@ -226,6 +227,8 @@ def describe(training: Training) -> str:
         + f"blur {'on' if a.blur else 'off'} | "
         + "".join(f"{name} off | " for name, p in (("flip", a.flip_p), ("colour jitter", a.color_p),
                                                    ("grayscale", a.grayscale_p)) if p == 0)
+        + (f"order {' > '.join(a.order)} | " if tuple(a.order) != OPS else "")
+        + ("first view unaugmented | " if a.identity_view else "")
         + f"augment on {a.on}\n"
         f"{o.optimizer} peak lr {training.peak_lr:.4g} ({'given' if o.lr else f'{o.base_lr} {o.lr_scaling} rule'}) "
         f"| weight decay {o.weight_decay}{' (biases and BN too)' if o.decay_1d else ''} "

@@ -177,6 +177,25 @@ def test_supcon_pretraining_runs_and_needs_labels(tmp_path: Path, capsys: pytest
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.parametrize(("flags", "banner", "loss_at_start"), [
+    (["--loss", "ntlogistic", "--temperature", "0.5", "--semi-hard"], "NT-Logistic temperature 0.5 semi-hard", None),
+    (["--loss", "triplet", "--margin", "0.4"], "margin triplet margin 0.4", 0.4),
+])
+def test_the_table_2_losses_pretrain(tmp_path: Path, capsys: pytest.CaptureFixture, flags: list[str], banner: str,
+                                     loss_at_start: float | None) -> None:
+    """--loss ntlogistic / triplet train end to end; at the start, when an untrained network puts the
+    positives no closer than the negatives, the triplet loss is about its margin."""
+    out = tmp_path / "run"
+    assert main(["pretrain", "--out", str(out), *flags, "--limit", "64", "--image-size", "16",
+                 "--width-multiplier", "0.25", "--batch-size", "32", "--epochs", "1", "--log-every", "1",
+                 "--no-online-probe"]) == 0
+    assert banner in capsys.readouterr().err
+    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    if loss_at_start is not None:
+        assert abs(losses[0] - loss_at_start) < 0.2
+
+
 def test_finetune_on_a_folder_writes_relative_paths_and_reads_them_back(tmp_path: Path) -> None:
     root = tmp_path / "folder"
     rng = np.random.default_rng(0)

@@ -251,6 +251,8 @@ def test_a_non_finite_loss_is_read_within_log_every_steps_and_no_checkpoint_hold
         ({"train.precision": "fp8"}, "fp32"),
         ({"loss.temperature": 0.0}, "--temperature"),
         ({"train.precision": "fp16"}, "CUDA"),
+        ({"loss.semi_hard": True}, "--semi-hard is for --loss ntlogistic or triplet, not ntxent"),
+        ({"loss.name": "triplet", "loss.margin": 3.0}, r"--margin must be in \(0, 2\]"),
     ],
 )
 def test_bad_settings_stop_before_training(tmp_path: Path, override: dict, message: str) -> None:

@@ -102,10 +102,15 @@ class AugmentSection:
 @dataclass
 class LossConfig:
     name: str = opt(
-        "ntxent", "ntxent (default, SimCLR) or supcon (supervised contrastive, Khosla et al. 2020: every view "
-        "with the same label is a positive; needs a labelled dataset)", flag="--loss")
+        "ntxent", "ntxent (default, SimCLR), supcon (supervised contrastive, Khosla et al. 2020: every view "
+        "with the same label is a positive; needs a labelled dataset), or the paper's Table 2 alternatives "
+        "ntlogistic (NT-Logistic, uses --temperature) and triplet (margin triplet, uses --margin)", flag="--loss")
     temperature: float | None = opt(
         None, "tau of the loss (0.1 ImageNet, 0.5 CIFAR; too high or low costs points)")
+    margin: float = opt(0.5, "m of --loss triplet, in cosine similarity (default 0.5)")
+    semi_hard: bool = opt(
+        False, "--loss ntlogistic / triplet: only semi-hard negatives, less similar than the positive (the "
+        "paper's Table 4 'sh' rows; default off)")
 
 
 @dataclass

@@ -21,12 +21,12 @@ from torch import nn
 from simclr import distributed
 from simclr.augment import OPS
 from simclr.config import PretrainConfig, apply_overrides, resolve
+from simclr.config.schema import LossConfig
 from simclr.data.images import Images, has_labels
 from simclr.data.loaders import PretrainLoader
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
-from simclr.losses.ntxent import NTXentLoss
-from simclr.losses.supcon import SupConLoss
+from simclr.losses import MarginTripletLoss, NTLogisticLoss, NTXentLoss, SupConLoss
 from simclr.methods.base import identity
 from simclr.methods.simclr import SimCLR
 from simclr.models.encoder import resolve_stem
@@ -102,11 +102,25 @@ def check_run(cfg: PretrainConfig, world: distributed.DistContext, device: torch
         )
 
 
-def build_loss(name: str, temperature: float) -> nn.Module:
-    """The loss module ``--loss`` names: NT-Xent (SimCLR) or SupCon (labels as positives)."""
-    if name == "supcon":
-        return SupConLoss(temperature)
-    return NTXentLoss(temperature)
+def build_loss(loss: LossConfig) -> nn.Module:
+    """The loss module ``--loss`` names: NT-Xent (SimCLR), SupCon (labels as positives), NT-Logistic or the
+    margin triplet loss (the paper's Table 2)."""
+    assert loss.temperature is not None
+    if loss.name == "supcon":
+        return SupConLoss(loss.temperature)
+    if loss.name == "ntlogistic":
+        return NTLogisticLoss(loss.temperature, semi_hard=loss.semi_hard)
+    if loss.name == "triplet":
+        return MarginTripletLoss(loss.margin, semi_hard=loss.semi_hard)
+    return NTXentLoss(loss.temperature)
+
+
+def describe_loss(loss: LossConfig) -> str:
+    """The loss and its settings, as the banner names them."""
+    names = {"ntxent": "NT-Xent", "supcon": "SupCon", "ntlogistic": "NT-Logistic", "triplet": "margin triplet"}
+    name = names[loss.name]
+    setting = f"margin {loss.margin}" if loss.name == "triplet" else f"temperature {loss.temperature}"
+    return f"{name} {setting}{' semi-hard negatives' if loss.semi_hard else ''}"
 
 
 def restore_state(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -172,7 +186,7 @@ def build_training(
     if t.compile:
         net = torch.compile(net)
     method = SimCLR(
-        model, loss if loss is not None else build_loss(cfg.loss.name, cfg.loss.temperature), net=net,
+        model, loss if loss is not None else build_loss(cfg.loss), net=net,
         bn_views=t.bn_views,
         chunk_size=t.chunk_size, prepare=to_channels_last if channels_last else identity,
         autocast=functools.partial(autocast_context, t.precision, device), backward_scale=scaler.scale,
@@ -221,7 +235,7 @@ def describe(training: Training) -> str:
         f"stem {resolve_stem(m.stem, d.image_size)}"
         f"{' | input norm ' + m.input_norm if m.input_norm != 'none' else ''} | head {m.head}"
         f"{'-' + str(m.head_layers) if m.head == 'mlp' else ''} -> {m.proj_dim}\n"
-        f"{'SupCon' if cfg.loss.name == 'supcon' else 'NT-Xent'} temperature {cfg.loss.temperature} | "
+        f"{describe_loss(cfg.loss)} | "
         f"colour strength {a.color_strength} | "
         + (f"crop area {a.crop_scale[0]:g}-{a.crop_scale[1]:g} {a.crop_interpolation} | " if a.crop else "crop off | ")
         + f"blur {'on' if a.blur else 'off'} | "
@@ -247,6 +261,7 @@ def describe(training: Training) -> str:
 
 
 __all__ = [
-    "Training", "build_loss", "build_network", "build_training", "check_run", "describe", "restore_state",
+    "Training", "build_loss", "build_network", "build_training", "check_run", "describe", "describe_loss",
+    "restore_state",
     "training_from",
 ]

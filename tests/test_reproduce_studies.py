@@ -3,6 +3,7 @@ smoke scale through the real command line, rendered."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ import batch_size  # noqa: E402
 import color_strength  # noqa: E402
 import composition  # noqa: E402
 import head  # noqa: E402
+import loss  # noqa: E402
 import temperature  # noqa: E402
 import width  # noqa: E402
 
@@ -66,16 +68,53 @@ def test_colour_verdicts() -> None:
 
 def test_composition_verdict_and_table() -> None:
     acc = {composition.name(ops): 0.5 for ops in composition.cells()}
-    acc["crop+colour"] = 0.8
-    acc["crop+flip"] = 0.7
+    acc["crop>colour"], acc["colour>crop"] = 0.8, 0.78
+    acc["crop>flip"] = 0.7
+    acc["colour>blur"] = 0.6
     res = result([({"dataset": "synthetic", "ops": k}, 0, {"linear": v}) for k, v in acc.items()])
     assert composition.verdict(res)[0] == "holds"
     table = composition.table(res)
-    assert "| crop | 50.0 | 70.0 | 80.0 | 50.0 | 50.0 |" in table  # the crop row: alone, then its pairs
-    assert "| colour | 80.0 | 50.0 | 50.0 | 50.0 | 50.0 |" in table  # the lower triangle mirrors the upper
-    acc["crop+flip"] = 0.9
+    assert "| crop | 50.0 | 70.0 | 80.0 | 50.0 | 50.0 |" in table  # the crop row: alone, then crop > each op
+    assert "| colour | 78.0 | 50.0 | 50.0 | 50.0 | 60.0 |" in table  # ordered: colour > crop is its own cell
+    assert "| flip | 70.0 | 50.0 |" in table  # flip > crop is crop > flip (flip commutes)
+    acc["blur>colour"] = 0.95  # colour + blur: 0.6 and 0.95 pooled, median 0.775 < crop + colour's 0.79
+    res = result([({"dataset": "synthetic", "ops": k}, 0, {"linear": v}) for k, v in acc.items()])
+    assert composition.verdict(res)[0] == "holds"
+    acc["crop>flip"] = 0.9
     res = result([({"dataset": "synthetic", "ops": k}, 0, {"linear": v}) for k, v in acc.items()])
     assert composition.verdict(res)[0] == "does not hold"
+    del acc["blur>crop"]
+    res = result([({"dataset": "synthetic", "ops": k}, 0, {"linear": v}) for k, v in acc.items()])
+    assert composition.verdict(res)[1] == "synthetic: inconclusive at this scale (not every cell has been run)"
+
+
+def test_composition_cells_run_each_pair_in_its_order() -> None:
+    """A point's augment.order starts with its ops in the cell's order; one view stays the image."""
+    pts = {p.values["ops"]: p for p in composition.points(argparse.Namespace(datasets=["synthetic"], seeds=[0]))}
+    assert len(pts) == 1 + 5 + 16  # identity, 5 ops, ordered pairs (the 4 starting with flip are their mirror)
+    for key, first in (("blur>crop", ["blur", "crop"]), ("crop>blur", ["crop", "blur"]),
+                       ("grayscale>colour", ["grayscale", "color"])):
+        aug = pts[key].config["augment"]
+        assert aug["order"][:2] == first and sorted(aug["order"]) == sorted(composition.PIPELINE.values())
+        assert aug["identity_view"] and ("--blur" in pts[key].flags) == ("blur" in key)
+    fm = composition.points(argparse.Namespace(datasets=["fashion-mnist"], seeds=[0]))
+    assert not any("grayscale" in p.values["ops"] for p in fm) and len(fm) == 1 + 4 + 9
+
+
+def test_loss_verdict_takes_each_loss_at_its_best_setting() -> None:
+    def rows(acc: dict[tuple, float]) -> dict:
+        grid = [(n, sh, v) for n, setting, values, variants in loss.GRID for sh in variants for v in values]
+        return result([({"loss": n, "semi_hard": sh, loss.setting_of(n): v}, 0, {"linear": acc.get((n, sh, v), 0.5)})
+                       for n, sh, v in grid])
+
+    assert loss.verdict(rows({("ntxent", False, 0.2): 0.8, ("triplet", True, 0.5): 0.7}))[0] == "holds"
+    beaten = rows({("ntxent", False, 0.2): 0.8, ("ntlogistic", True, 1.0): 0.85})
+    assert loss.verdict(beaten)[0] == "does not hold" and "NT-Logistic beats NT-Xent by 5.0" in loss.verdict(beaten)[1]
+    assert loss.verdict(rows({("ntxent", False, 0.1): 0.8, ("triplet", False, 1.0): 0.798}))[0] == (
+        "inconclusive at this scale")
+    assert "NT-Logistic 85.0 (semi-hard, temperature 1)" in loss.table(beaten)
+    partial = {"points": {k: p for k, p in list(beaten["points"].items())[:-1]}}
+    assert loss.verdict(partial) == ("inconclusive at this scale", "not every setting has been run")
 
 
 def test_batch_size_verdict() -> None:
@@ -136,7 +175,7 @@ def test_a_study_runs_and_renders(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("script", ["temperature", "head", "color_strength", "composition", "batch_size",
-                                    "width"])
+                                    "width", "loss"])
 def test_every_study_lists_its_points(script: str) -> None:
     proc = subprocess.run([sys.executable, str(ROOT / f"benchmarks/reproduce/{script}.py"), "--list", "--seeds", "0"],
                           capture_output=True, text=True, timeout=60)

@@ -126,8 +126,8 @@ class SimCLRAugment:
         """The random resized crop (or, switched off, the resize to the output side), with the flip when
         ``flip``."""
         if self.cfg.crop:
-            no_flip = torch.zeros_like(t["flip"])
-            return crop_apply(x, t["row_taps"], t["row_w"], t["col_taps"], t["col_w"], t["flip"] if flip else no_flip)
+            flips = t["flip"] if flip else torch.zeros_like(t["flip"])
+            return crop_apply(x, t["row_taps"], t["row_w"], t["col_taps"], t["col_w"], flips)
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
         return torch.where(t["flip"].view(-1, 1, 1, 1), x.flip(3), x) if flip else x

@@ -128,15 +128,22 @@ def test_batch_size_verdict() -> None:
 
 
 def test_width_verdict() -> None:
-    def rows(gaps: list[float]) -> dict:
+    def rows(gaps: list[float], gains: tuple[float, ...] = (0.0, 0.01, 0.02)) -> dict:
         nets = [("resnet18", w) for w in (0.25, 0.5, 1.0)]
-        return result([({"arch": a, "width": w}, 0, {"linear": 0.8, "supervised": 0.8 + g})
-                       for (a, w), g in zip(nets, gaps, strict=True)])
+        return result([({"arch": a, "width": w}, 0, {"linear": 0.8 + up, "supervised": 0.8 + up + g})
+                       for (a, w), g, up in zip(nets, gaps, gains, strict=True)])
 
     assert width.verdict(rows([0.10, 0.05, 0.02]))[0] == "holds"
     assert width.verdict(rows([0.05, 0.06, 0.07]))[0] == "does not hold"
     assert width.verdict(rows([0.10, 0.11, 0.02]))[0] == "inconclusive at this scale"
     assert "x0.25 +10.0" in width.verdict(rows([0.10, 0.05, 0.02]))[1]
+    # the gap narrows only because the supervised networks get worse: SimCLR must gain too
+    flat = width.verdict(rows([0.10, 0.05, 0.02], gains=(0.0, 0.0, 0.0)))
+    assert flat[0] == "inconclusive at this scale" and "SimCLR does not gain at every width" in flat[1]
+    # SimCLR gains, supervised falls at the largest: holds, with the caveat said
+    falls = width.verdict(rows([0.10, 0.09, 0.0], gains=(0.0, 0.02, 0.08)))  # supervised 90, 91, 88
+    assert falls[0] == "holds" and "the supervised networks peak at x0.5" in falls[1]
+    assert "peak" not in width.verdict(rows([0.10, 0.09, 0.08], gains=(0.0, 0.02, 0.04)))[1]  # 90, 91, 92
 
 
 def test_a_study_runs_and_renders(tmp_path: Path) -> None:

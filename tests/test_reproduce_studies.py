@@ -189,3 +189,41 @@ def test_every_study_lists_its_points(script: str) -> None:
     assert proc.returncode == 0, proc.stderr
     keys = [line.split()[0] for line in proc.stdout.splitlines()]
     assert keys and len(keys) == len(set(keys))
+
+
+def test_a_changed_point_is_pretrained_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run directory is reused only when it was made with the point's settings: a point whose config
+    changed (or a run from before the settings were stored) is pretrained again, not measured on an old
+    encoder. The command line is faked: it records each call and writes what the real one writes."""
+    import study
+
+    calls: list[str] = []
+
+    def fake_cli(self: study.Runner, args: list[str], log: Path) -> None:
+        calls.append(args[0])
+        if args[0] == "pretrain":
+            run = Path(args[args.index("--out") + 1])
+            run.mkdir(parents=True)
+            (run / "encoder.pt").write_text("weights")
+            (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 4.0}) + "\n")
+        else:
+            Path(args[args.index("--out") + 1]).write_text(json.dumps({"top1": 0.5}))
+
+    monkeypatch.setattr(study.Runner, "_cli", fake_cli)
+    args = argparse.Namespace(scale="smoke", results=str(tmp_path / "r.json"), runs=str(tmp_path / "runs"),
+                              fresh=False, redo=False, jobs=1, threads=1)
+    runner = study.Runner(head.STUDY, args)
+    point = study.Point({"ops": "crop"}, 0, config={"augment": {"identity_view": False}})
+    runner._run_point(point)
+    assert calls == ["pretrain", "linear-eval"]
+    runner._run_point(point)  # the same settings: the run is reused
+    assert calls == ["pretrain", "linear-eval", "linear-eval"]
+    changed = study.Point({"ops": "crop"}, 0, config={"augment": {"identity_view": True}})  # the same key
+    assert changed.key == point.key
+    runner._run_point(changed)
+    assert calls[3:] == ["pretrain", "linear-eval"]
+    (tmp_path / "runs" / "head" / "smoke" / f"{point.key}.point.json").unlink()  # a run from before the stamps
+    runner._run_point(changed)
+    assert calls[5:] == ["pretrain", "linear-eval"]
+    record = runner._run_point(changed)
+    assert calls[7:] == ["linear-eval"] and record["machine"] == study.machine()

@@ -57,6 +57,12 @@ def _commits(result: dict[str, Any]) -> list[str]:
     return found or result.get("commits", ["not recorded"])
 
 
+def _machines(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The machines that made the points (each point records its own; older points, the results file's)."""
+    found = [p.get("machine", result["machine"]) for p in result["points"].values()] or [result["machine"]]
+    return [json.loads(m) for m in sorted({json.dumps(m, sort_keys=True) for m in found})]
+
+
 def _cost(result: dict[str, Any]) -> str:
     pts = list(result["points"].values())
     per = [p["pretrain_s"] + p["measure_s"] for p in pts]
@@ -78,8 +84,8 @@ def section(name: str, mod: Any, result: dict[str, Any], png: Path, root: Path) 
     untrained = "; ".join(f"{100 * b['linear_random']:.1f} on {s}" for s, b in sorted(base.items()))
     if untrained:
         scale_text += f" (the untrained network, `--random-init`, scores {untrained} by the same linear eval)"
-    m = result["machine"]
-    flags = ", ".join(m["flags"]) or "none of avx2 / avx512 / amx"
+    machines = "; ".join(f"{m['cpu']} ({m['cores']} cores; {', '.join(m['flags']) or 'none of avx2 / avx512 / amx'})"
+                         for m in _machines(result))
     rel = png.relative_to(root) if png.is_relative_to(root) else png
     lines = [
         f"## {result['title']}",
@@ -96,7 +102,7 @@ def section(name: str, mod: Any, result: dict[str, Any], png: Path, root: Path) 
         f"**Verdict: {v}.** {why}.",
         "",
         *([f"*Reading:* {mod.READING}.", ""] if getattr(mod, "READING", None) and result["scale"] != "smoke" else []),
-        f"Measured on {m['cpu']} ({m['cores']} cores; {flags}), commit {', '.join(_commits(result))}, "
+        f"Measured on {machines}, commit {', '.join(_commits(result))}, "
         f"last point {result.get('updated', '?')}; {_cost(result)}.  ",
         f"Command: `{result['command']}`; results: `{results_path(name, result['scale']).relative_to(ROOT)}`.",
         "",

@@ -6,11 +6,14 @@ top of the scale's base recipe, plus the point's own flags and config), then the
 ``simclr finetune --random-init``). Every point runs the real command line in a subprocess, so the
 studies measure exactly what a user runs. Points run ``--jobs`` at a time with ``--threads`` each; each
 finished point is written at once to ``benchmarks/results/<study>.json``, so a stopped study resumes
-where it was (points already there are skipped; ``--redo`` runs them again).
+where it was (points already there are skipped; ``--redo`` runs them again). A run directory is
+reused only when it was made with the point's settings (``<key>.point.json`` beside it records them): a
+point whose flags or config changed since is pretrained again, never measured on an old encoder.
 
 The JSON holds the study's name, the scale and its base flags, the machine (CPU model and the flags
-that decide bf16), the commit, the command and every point: its varied values, seed, measurements and
-wall times. ``render.py`` builds REPRODUCTION.md and the plots from these files alone.
+that decide bf16), the commit, the command and every point: its varied values, seed, measurements, wall
+times, and the commit and machine that made it. ``render.py`` builds REPRODUCTION.md and the plots from
+these files alone.
 """
 
 from __future__ import annotations
@@ -165,6 +168,20 @@ def commit() -> str:
         return "unknown"
 
 
+def settings_of(point: Point, flags: Sequence[str]) -> dict[str, Any]:
+    """What a point's run directory is made with: its pretrain flags (the scale's and its own), its config
+    and its supervised flags. Stored beside the run, so that a changed point never reuses an old run."""
+    return {"flags": list(flags), "config": point.config, "supervised_flags": list(point.supervised_flags)}
+
+
+def stale(run: Path, settings: dict[str, Any]) -> bool:
+    """Whether ``run`` exists but was not made with ``settings`` (or by a study before they were stored)."""
+    if not run.exists():
+        return False
+    stamp = run.parent / f"{run.name}.point.json"
+    return not stamp.exists() or json.loads(stamp.read_text()) != json.loads(json.dumps(settings))
+
+
 def results_path(study: str, scale: str) -> Path:
     """Where a study's results live: ``<study>.json`` at its default scale, ``<study>-<scale>.json`` else."""
     return RESULTS / f"{study}.json" if scale == "default" else RESULTS / f"{study}-{scale}.json"
@@ -187,7 +204,10 @@ class Runner:
 
     def _load(self) -> dict[str, Any]:
         if self.path.exists() and not self.args.fresh:
-            return json.loads(self.path.read_text())
+            data = json.loads(self.path.read_text())
+            for record in data["points"].values():  # points from before each kept its own: the file's machine
+                record.setdefault("machine", data.get("machine"))
+            return data
         return {"study": self.study.name, "title": self.study.title, "scale": self.scale_name, "points": {}}
 
     def _save(self) -> None:
@@ -269,10 +289,15 @@ class Runner:
         scale = self.scale_of(p)
         run = self.runs / p.key
         log = run.parent / f"{p.key}.log"
+        flags = [*scale.pretrain_flags(), "--seed", str(p.seed), *p.flags]
+        settings = settings_of(p, flags)
+        if stale(run, settings):
+            print(f"  {p.key}: its run directory was made with other settings; pretraining again", flush=True)
+            shutil.rmtree(run)
         if run.exists() and not (run / "encoder.pt").exists():
             shutil.rmtree(run)  # an interrupted pretraining: start it again
         run.parent.mkdir(parents=True, exist_ok=True)
-        flags = [*scale.pretrain_flags(), "--seed", str(p.seed), *p.flags]
+        (run.parent / f"{p.key}.point.json").write_text(json.dumps(settings, indent=1) + "\n")
         if p.config:
             cfg = run.parent / f"{p.key}.yaml"
             cfg.write_text(yaml.safe_dump(p.config))
@@ -310,6 +335,7 @@ class Runner:
         return {"values": p.values, "seed": p.seed, "scale": scale.name, "flags": p.flags, "config": p.config,
                 "metrics": metrics, "final_loss": last[-1]["loss"] if last else None,
                 "pretrain_s": round(pretrain_s, 1), "measure_s": round(time.monotonic() - t1, 1), "commit": commit(),
+                "machine": machine(),
                 "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 

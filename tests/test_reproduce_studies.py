@@ -189,6 +189,9 @@ def test_every_study_lists_its_points(script: str) -> None:
     assert proc.returncode == 0, proc.stderr
     keys = [line.split()[0] for line in proc.stdout.splitlines()]
     assert keys and len(keys) == len(set(keys))
+    as_module = subprocess.run([sys.executable, "-m", f"benchmarks.reproduce.{script}", "--list", "--seeds", "0"],
+                               capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert as_module.returncode == 0 and as_module.stdout == proc.stdout, as_module.stderr  # python -m runs it too
 
 
 def test_a_changed_point_is_pretrained_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,6 +54,17 @@ def test_precision_auto_reads_the_cpu_flags() -> None:
     assert choice == "bf16" and "1.60x" in why
 
 
+def test_the_timed_step_takes_the_fastest_of_each() -> None:
+    """Load on the cores only adds time: a burst that slows some bf16 repeats (or fp32 ones) must not
+    move the ratio, which is fp32's fastest over bf16's fastest."""
+    from simclr.runtime import measured_bf16_speedup, speedup_of
+
+    assert speedup_of([2.0, 2.1, 9.0], [1.0, 6.0, 5.0]) == 2.0
+    assert speedup_of([1.0, 8.0, 8.0], [2.0, 2.0, 2.5]) == 0.5
+    ratio = measured_bf16_speedup(repeats=2)  # the real step runs and gives a positive, finite ratio
+    assert 0 < ratio < float("inf")
+
+
 def test_precision_auto_is_the_default_and_said_at_start(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
     import yaml
 

@@ -24,7 +24,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -79,9 +79,16 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def measured_bf16_speedup(repeats: int = 5) -> float:
-    """fp32 time / bf16-autocast time of a small conv + linear forward and backward on the CPU (median
-    of ``repeats`` after a warm-up; about a second). Above 1: bf16 is faster here."""
+def speedup_of(fp32_times: Sequence[float], bf16_times: Sequence[float]) -> float:
+    """fp32 time / bf16 time of one step, each taken as its fastest repeat: other work on the cores only
+    ever adds time, so the fastest of a few repeats is the step's own cost (a median still moves with
+    the load, and a loaded second of timing could flip the choice between two commands of one run)."""
+    return min(fp32_times) / max(min(bf16_times), 1e-12)
+
+
+def measured_bf16_speedup(repeats: int = 7) -> float:
+    """fp32 time / bf16-autocast time of a small conv + linear forward and backward on the CPU (the
+    two alternated, ``repeats`` each after two warm-ups; about a second). Above 1: bf16 is faster here."""
     import time
 
     torch.manual_seed(0)
@@ -96,11 +103,13 @@ def measured_bf16_speedup(repeats: int = 5) -> float:
         out.backward()
         return time.perf_counter() - start
 
-    times = {}
-    for precision in ("fp32", "bf16"):
-        step(precision)
-        times[precision] = sorted(step(precision) for _ in range(repeats))[repeats // 2]
-    return times["fp32"] / max(times["bf16"], 1e-12)
+    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    for _ in range(2):
+        step("fp32"), step("bf16")
+    for _ in range(repeats):  # alternated, so that a burst of other work falls on both
+        for precision in times:
+            times[precision].append(step(precision))
+    return speedup_of(times["fp32"], times["bf16"])
 
 
 def choose_precision(device: torch.device, flags: set[str] | None = None,

@@ -4,7 +4,7 @@
 # Then linear eval (60k train / 10k test) and kNN for the trained and the untrained encoder.
 #
 # usage: bash benchmarks/reference_fashion_mnist.sh [RUN_DIR] [extra pretrain flags...]
-#   env: PRECISION (fp32), SKIP_BASELINE=1 (no --random-init evaluations), SKIP_EVAL=1 (pretrain only)
+#   env: PRECISION (fp32; pretraining, linear eval and kNN all run at it), SKIP_BASELINE=1 (no --random-init evaluations), SKIP_EVAL=1 (pretrain only)
 # needs: apt-get install -y dataset-fashion-mnist   (or DATA_DIR pointing at the IDX .gz files)
 set -euo pipefail
 RUN=${1:-runs/ref-fmnist}
@@ -22,10 +22,11 @@ end=$(date +%s)
 echo "pretrain wall time: $((end - start)) s"
 if [[ -n "${SKIP_EVAL:-}" ]]; then exit 0; fi  # timing runs: pretraining only
 
-simclr linear-eval --run "$RUN" "${COMMON[@]}" --out "$RUN/linear.json"
-simclr knn --run "$RUN" "${COMMON[@]}" --out "$RUN/knn.json"
+EVAL=(--precision "${PRECISION:-fp32}")
+simclr linear-eval --run "$RUN" "${COMMON[@]}" "${EVAL[@]}" --out "$RUN/linear.json"
+simclr knn --run "$RUN" "${COMMON[@]}" "${EVAL[@]}" --out "$RUN/knn.json"
 if [[ -z "${SKIP_BASELINE:-}" ]]; then
-  simclr linear-eval --run "$RUN" "${COMMON[@]}" --random-init --out "$RUN/linear-random.json"
-  simclr knn --run "$RUN" "${COMMON[@]}" --random-init --out "$RUN/knn-random.json"
+  simclr linear-eval --run "$RUN" "${COMMON[@]}" --random-init "${EVAL[@]}" --out "$RUN/linear-random.json"
+  simclr knn --run "$RUN" "${COMMON[@]}" --random-init "${EVAL[@]}" --out "$RUN/knn-random.json"
 fi
 python benchmarks/summarize_run.py "$RUN"

@@ -18,21 +18,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from study import ROOT, SCALES, results_path  # noqa: E402
 
-# The studies in the order; a name without a module yet is listed as not written.
+# The studies in the order.
 ORDER = ("composition", "color_strength", "temperature", "head", "batch_size", "width", "loss")
-PLANNED = {
-    "width": "Width and depth (Figure 7): ResNet-18 at widths 0.25-2 and ResNet-34/50, beside supervised training",
-    "loss": "Loss functions (Tables 2 and 4): NT-Xent against NT-Logistic and margin triplet",
-}
-
-
-def _module(name: str) -> Any | None:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name == name:
-            return None
-        raise
 
 
 def _plot(mod: Any, result: dict[str, Any], out: Path) -> None:
@@ -113,11 +100,8 @@ def section(name: str, mod: Any, result: dict[str, Any], png: Path, root: Path) 
 def render(results_dir: Path, out: Path, figures: Path, scale: str = "default") -> str:
     sections, summary = [], []
     for name in ORDER:
-        mod = _module(name)
+        mod = importlib.import_module(name)
         path = results_dir / results_path(name, scale).name
-        if mod is None:
-            summary.append(f"| {PLANNED[name]} | not written yet | - |")
-            continue
         if not path.exists() or not json.loads(path.read_text())["points"]:
             summary.append(f"| {mod.STUDY.title} | not run yet: `python benchmarks/reproduce/{name}.py` | - |")
             continue

@@ -37,12 +37,12 @@ def points(args: argparse.Namespace) -> list[Point]:
 
 
 READING = (
-    "2026-12-02 results (one seed): NT-Xent at temperature 0.1-0.2 (81.4-81.6) is the only loss that lifts the "
-    "encoder above the untrained network (79.7); NT-Logistic (best 79.7, temperature 0.1) and the margin triplet "
-    "(best 79.1, margin 0.5) end at or under it, and semi-hard mining helps neither here (best 79.4 and 78.6). "
-    "The ordering is the paper's (Table 4: 63.9 against 50.9-57.9), but from one seed of a 5-epoch run in which "
-    "the other losses have not yet learned more than the untrained network already has: a second seed and a "
-    "longer run would show whether the 1.9-point gap is the losses' or the short run's"
+    "2026-12-02 and 2026-12-03 results (two seeds): NT-Xent at temperature 0.1-0.2 (81.7 / 81.6) leads every "
+    "other loss on both seeds; NT-Logistic's best (80.0, temperature 0.2, seeds 79.4-80.5) and the margin "
+    "triplet's best (79.1, seeds 78.9-79.3) stay within a point of the untrained network (79.7), and semi-hard "
+    "mining helps neither here (best 79.7 and 79.1). The ordering is the paper's (Table 4: 63.9 against "
+    "50.9-57.9); at 5 epochs the other losses have barely learned more than the untrained network already has, "
+    "so a longer run would show whether the 1.7-point gap is the losses' or the short run's"
 )
 
 STUDY = Study(

@@ -4,7 +4,8 @@
 # Then linear eval (60k train / 10k test) and kNN for the trained and the untrained encoder.
 #
 # usage: bash benchmarks/reference_fashion_mnist.sh [RUN_DIR] [extra pretrain flags...]
-#   env: PRECISION (fp32; pretraining, linear eval and kNN all run at it), SKIP_BASELINE=1 (no --random-init evaluations), SKIP_EVAL=1 (pretrain only)
+#   env: PRECISION (fp32; pretraining, linear eval and kNN all run at it),
+#        SKIP_BASELINE=1 (no --random-init evaluations), SKIP_EVAL=1 (pretrain only)
 # needs: apt-get install -y dataset-fashion-mnist   (or DATA_DIR pointing at the IDX .gz files)
 set -euo pipefail
 RUN=${1:-runs/ref-fmnist}

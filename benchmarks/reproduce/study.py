@@ -174,11 +174,16 @@ def settings_of(point: Point, flags: Sequence[str]) -> dict[str, Any]:
     return {"flags": list(flags), "config": point.config, "supervised_flags": list(point.supervised_flags)}
 
 
+def stamp_of(run: Path) -> Path:
+    """Where the settings a run directory was made with are kept: beside it, as ``<key>.point.json``."""
+    return run.parent / f"{run.name}.point.json"
+
+
 def stale(run: Path, settings: dict[str, Any]) -> bool:
     """Whether ``run`` exists but was not made with ``settings`` (or by a study before they were stored)."""
     if not run.exists():
         return False
-    stamp = run.parent / f"{run.name}.point.json"
+    stamp = stamp_of(run)
     return not stamp.exists() or json.loads(stamp.read_text()) != json.loads(json.dumps(settings))
 
 
@@ -297,7 +302,7 @@ class Runner:
         if run.exists() and not (run / "encoder.pt").exists():
             shutil.rmtree(run)  # an interrupted pretraining: start it again
         run.parent.mkdir(parents=True, exist_ok=True)
-        (run.parent / f"{p.key}.point.json").write_text(json.dumps(settings, indent=1) + "\n")
+        stamp_of(run).write_text(json.dumps(settings, indent=1) + "\n")
         if p.config:
             cfg = run.parent / f"{p.key}.yaml"
             cfg.write_text(yaml.safe_dump(p.config))

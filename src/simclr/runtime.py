@@ -104,11 +104,11 @@ def measured_bf16_speedup(repeats: int = 7) -> float:
         return time.perf_counter() - start
 
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    for _ in range(2):
-        step("fp32"), step("bf16")
-    for _ in range(repeats):  # alternated, so that a burst of other work falls on both
-        for precision in times:
-            times[precision].append(step(precision))
+    for i in range(2 + repeats):  # alternated, so that a burst of other work falls on both; two warm-ups
+        for precision, taken in times.items():
+            t = step(precision)
+            if i >= 2:
+                taken.append(t)
     return speedup_of(times["fp32"], times["bf16"])
 
 

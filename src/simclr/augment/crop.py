@@ -65,10 +65,11 @@ def resize_taps(
     or 4 (bicubic), of resizing the segment [start, start + length) of each signal to out_size, as
     torch's ``interpolate(align_corners=False)`` resizes the cropped segment alone: half-pixel
     centres, taps clamped to the segment's own ends (so nothing outside the crop is read), no
-    antialiasing. Small, and computed where the boxes are (the CPU)."""
-    b = start.shape[0]
+    antialiasing. Computed where ``start`` and ``length`` are: on the training device, from the boxes
+    (B x 4 numbers a batch instead of B x out_size x K taps and weights to copy there)."""
+    b, dev = start.shape[0], start.device
     length = length.to(torch.float64).view(b, 1)
-    u = (torch.arange(out_size, dtype=torch.float64) + 0.5).view(1, -1) * length / out_size - 0.5
+    u = (torch.arange(out_size, dtype=torch.float64, device=dev) + 0.5).view(1, -1) * length / out_size - 0.5
     if mode == "bilinear":
         u = u.clamp(min=0)  # torch clamps the source coordinate at the first centre
         i0 = u.floor()
@@ -77,15 +78,14 @@ def resize_taps(
         weights = torch.stack([1 - frac, frac], -1)
     else:
         i0 = u.floor()
-        taps = i0.unsqueeze(-1) + torch.arange(-1, 3, dtype=torch.float64)
+        taps = i0.unsqueeze(-1) + torch.arange(-1, 3, dtype=torch.float64, device=dev)
         weights = _cubic_weights(u - i0)
     taps = torch.minimum(taps.clamp(min=0), length.view(b, 1, 1) - 1) + start.to(torch.float64).view(b, 1, 1)
     return taps.long(), weights
 
 
 def resize_matrix(taps: torch.Tensor, weights: torch.Tensor, in_size: int, dtype: torch.dtype) -> torch.Tensor:
-    """(B, out, in_size) matrices from ``resize_taps``'s taps and weights, built where they are (only
-    the small taps and weights travel to the device, never the matrices)."""
+    """(B, out, in_size) matrices from ``resize_taps``'s taps and weights, built where they are."""
     b, out_size, _ = taps.shape
     matrix = torch.zeros(b, out_size, in_size, device=taps.device, dtype=dtype)
     return matrix.scatter_add_(2, taps, weights.to(dtype))
@@ -96,9 +96,9 @@ def resize_matrices(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """(B, out_size, in_size) matrices R with R[b] @ signal = the segment [start, start + length)
-    of each signal resized to out_size (``resize_taps``, then ``resize_matrix`` on ``device``)."""
-    taps, weights = resize_taps(start.cpu(), length.cpu(), in_size, out_size, mode)
-    return resize_matrix(taps.to(device), weights.to(device), in_size, dtype)
+    of each signal resized to out_size (``resize_taps``, then ``resize_matrix``, on ``device``)."""
+    taps, weights = resize_taps(start.to(device), length.to(device), in_size, out_size, mode)
+    return resize_matrix(taps, weights, in_size, dtype)
 
 
 def crop_resize_flip(
@@ -115,11 +115,15 @@ def crop_resize_flip(
     No antialiasing, so it is meant for crops at or above the output size; downscaling by large
     factors should happen before, as the folder loader does.
     """
-    top, left, bh, bw = boxes.cpu().unbind(1)
+    return crop_boxes_apply(x, boxes.to(x.device), flip.to(x.device), size, mode)
+
+
+def crop_boxes_apply(x: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, size: int, mode: str) -> torch.Tensor:
+    """``crop_resize_flip`` with ``boxes`` and ``flip`` already on x's device: the taps are built there."""
+    top, left, bh, bw = boxes.unbind(1)
     rt, rw = resize_taps(top, bh, x.shape[2], size, mode)
     ct, cw = resize_taps(left, bw, x.shape[3], size, mode)
-    dev = x.device
-    return crop_apply(x, rt.to(dev), rw.to(dev), ct.to(dev), cw.to(dev), flip.to(dev))
+    return crop_apply(x, rt, rw, ct, cw, flip)
 
 
 def crop_apply(
@@ -134,5 +138,7 @@ def crop_apply(
     return out.clamp_(0, 1)
 
 
-__all__ = ["crop_apply", "crop_resize_flip", "resize_matrices", "resize_matrix", "resize_taps", "sample_crop_boxes",
-           "uniform"]
+__all__ = [
+    "crop_apply", "crop_boxes_apply", "crop_resize_flip", "resize_matrices", "resize_matrix", "resize_taps",
+    "sample_crop_boxes", "uniform",
+]

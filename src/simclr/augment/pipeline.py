@@ -1,4 +1,4 @@
-"""The whole view generator: every random draw of a batch on the CPU, one copy to the device, the ops there."""
+"""The whole view generator: every random draw of a batch on the CPU, one small copy to the device, the ops there."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from simclr.augment.color import (
     to_gray,
 )
 from simclr.augment.config import AugmentConfig
-from simclr.augment.crop import crop_apply, resize_taps, sample_crop_boxes, uniform
+from simclr.augment.crop import crop_boxes_apply, sample_crop_boxes, uniform
 
 
 def _apply_where(x: torch.Tensor, idx: torch.Tensor, fn) -> torch.Tensor:  # noqa: ANN001
@@ -54,11 +54,12 @@ class SimCLRAugment:
         config: which ops run and with what probability and strength.
         size: output side S.
 
-    A call is ``sample`` (every random draw, on the CPU, from the generator: crop boxes and their
-    resize taps, flips, which samples each op touches, the jitter factors and order, blur sigmas),
+    A call is ``sample`` (every random draw, on the CPU, from the generator: crop boxes, flips, which
+    samples each op touches, the jitter factors and order, blur sigmas: a few dozen numbers per view),
     ``AugmentParams.to`` (one host-to-device copy of all of them, pinned and non-blocking on CUDA),
-    then ``apply`` on the device. Which samples an op touches is decided on the CPU, so the device
-    path never reads the device back (no ``nonzero`` there): every op runs on exactly its samples.
+    then ``apply`` on the device, which builds the crops' resize taps from the boxes there. Which
+    samples an op touches is decided on the CPU, so the device path never reads the device back (no
+    ``nonzero`` there): every op runs on exactly its samples.
     """
 
     def __init__(self, config: AugmentConfig, size: int) -> None:
@@ -79,13 +80,8 @@ class SimCLRAugment:
             return torch.rand(n, generator=g) < p
 
         if cfg.crop:
-            boxes = sample_crop_boxes(n, height, width, cfg.crop_scale, cfg.crop_ratio, g)
-            t["flip"] = draw(cfg.flip_p)
-            top, left, bh, bw = boxes.unbind(1)
-            t["row_taps"], t["row_w"] = resize_taps(top, bh, height, self.size, cfg.crop_interpolation)
-            t["col_taps"], t["col_w"] = resize_taps(left, bw, width, self.size, cfg.crop_interpolation)
-        else:
-            t["flip"] = draw(cfg.flip_p)
+            t["boxes"] = sample_crop_boxes(n, height, width, cfg.crop_scale, cfg.crop_ratio, g)
+        t["flip"] = draw(cfg.flip_p)
         if cfg.color_strength > 0 and cfg.color_p > 0:
             apply = draw(cfg.color_p)
             p = sample_jitter(n, cfg.color_strength, g, cfg.brightness == "additive")
@@ -127,7 +123,7 @@ class SimCLRAugment:
         ``flip``."""
         if self.cfg.crop:
             flips = t["flip"] if flip else torch.zeros_like(t["flip"])
-            return crop_apply(x, t["row_taps"], t["row_w"], t["col_taps"], t["col_w"], flips)
+            return crop_boxes_apply(x, t["boxes"], flips, self.size, self.cfg.crop_interpolation)
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
         return torch.where(t["flip"].view(-1, 1, 1, 1), x.flip(3), x) if flip else x

@@ -123,9 +123,11 @@ def test_gather_with_grad_and_global_bn_are_identity_in_one_process() -> None:
     assert torch.allclose(bn[0].running_var, ref.running_var)
 
 
-def _float64_worker(rank: int, world: int, store: str, out_dir: str) -> None:
+def _float64_worker(rank: int, world: int, store: str, out_dir: str, branches: str = "gloo") -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    if branches == "nccl":  # the code paths taken under nccl (all_gather_into_tensor, reduce_scatter_tensor), on gloo
+        distributed.backend = lambda: "nccl"
     try:
         model = _model().double()
         model = convert_global_bn(model)
@@ -142,14 +144,17 @@ def _float64_worker(rank: int, world: int, store: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def test_two_ranks_equal_one_process_in_float64(tmp_path: Path) -> None:
-    """NTXentLoss under torch.distributed keeps float64 (its -inf fill was float32: an index_put error)."""
+@pytest.mark.parametrize("branches", ["gloo", "nccl"])
+def test_two_ranks_equal_one_process_in_float64(tmp_path: Path, branches: str) -> None:
+    """NTXentLoss under torch.distributed keeps float64 (its -inf fill was float32: an index_put error).
+    ``nccl``: the same on gloo through the collectives the code calls under nccl (the gather's
+    all_gather_into_tensor forward and reduce_scatter_tensor backward; global BN is one path for both)."""
     model = _model().double()
     x1, x2 = (v.double() for v in _views())
     _, z = model(torch.cat([x1, x2]))
     loss = NTXentLoss(TAU)(*z.chunk(2))
     loss.backward()
-    mp.spawn(_float64_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_float64_worker, args=(2, str(tmp_path / "store"), str(tmp_path), branches), nprocs=2, join=True)
     for r in range(2):
         out = torch.load(tmp_path / f"f64_{r}.pt")
         assert out["loss"].dtype == torch.float64 and _rel(out["loss"], loss.detach()) < 1e-12
@@ -392,3 +397,69 @@ def test_torchrun_finetune_and_distill_write_one_result(tmp_path: Path) -> None:
     r = torchrun("-m", "simclr", "distill", "--teacher", str(ft), "--out", str(ds), *small)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (ds / "results.json").exists() and (ds / "classifier.pt").exists()
+
+
+def _gpu_launch_worker(rank: int, world: int, store: str, out_dir: str, gpus: int, device: str) -> None:
+    """One rank of a torchrun launch on a machine with ``gpus`` (faked) GPUs, through ``init_from_env``
+    and the CLI; the process group it asks for (nccl) is made with gloo on a file store."""
+    import contextlib
+    import io
+
+    torch.set_num_threads(1)
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world))
+    seen: dict = {"set_device": [], "backend": None}
+    torch.cuda.is_available = lambda: True
+    torch.cuda.device_count = lambda: gpus
+    torch.cuda.set_device = lambda i: seen["set_device"].append(int(i))
+    real_init = dist.init_process_group
+
+    def init(backend: str, timeout=None) -> None:  # noqa: ANN001
+        seen["backend"] = backend
+        real_init("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+
+    dist.init_process_group = init
+    try:
+        ctx = distributed.init_from_env(device)
+        seen["devices"] = [distributed.rank_device(d, ctx) for d in ("cuda", "auto", "cpu")]
+        distributed.shutdown()
+    except Exception as e:  # noqa: BLE001
+        seen["error"] = str(e)
+        from simclr.cli.main import main  # the same launch through the command: what each rank prints
+
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            seen["cli_rc"] = main(["pretrain", "--device", device, "--out", str(Path(out_dir) / "run"), "--limit",
+                                   "32", "--image-size", "16", "--width-multiplier", "0.25", "--batch-size", "16"])
+        seen["cli_err"] = err.getvalue()
+    torch.save(seen, Path(out_dir) / f"launch{rank}.pt")
+
+
+def _launch(tmp_path: Path, gpus: int, device: str = "cuda") -> list[dict]:
+    mp.spawn(_gpu_launch_worker, args=(2, str(tmp_path / "store"), str(tmp_path), gpus, device), nprocs=2, join=True)
+    return [torch.load(tmp_path / f"launch{r}.pt", weights_only=False) for r in range(2)]
+
+
+def test_each_rank_of_a_gpu_launch_trains_on_its_own_gpu(tmp_path: Path) -> None:
+    """Two ranks on a machine with 4 GPUs: rank r sets and trains on cuda:r, over nccl."""
+    ranks = _launch(tmp_path, gpus=4)
+    for r, seen in enumerate(ranks):
+        assert "error" not in seen, seen.get("error")
+        assert seen["backend"] == "nccl" and seen["set_device"][0] == r
+        assert seen["devices"] == [f"cuda:{r}", f"cuda:{r}", "cpu"]
+
+
+@pytest.mark.parametrize("gpus, device, words", [
+    (1, "cuda", "torchrun starts 2 ranks on this machine but 1 GPU is visible"),
+    (4, "cuda:1", "--device cuda:1: under torchrun each rank trains on its own GPU"),
+])
+def test_a_gpu_launch_that_cannot_work_is_refused_before_the_process_group(
+        tmp_path: Path, gpus: int, device: str, words: str) -> None:
+    """More ranks than GPUs (nccl would refuse two ranks on one GPU, "Duplicate GPU detected"), or every rank
+    on one GPU: refused on every rank before any process group or GPU is touched, in one line (local rank 0's)."""
+    ranks = _launch(tmp_path, gpus=gpus, device=device)
+    for seen in ranks:
+        assert words in seen["error"]
+        assert seen["backend"] is None and seen["set_device"] == []  # refused before either
+        assert seen["cli_rc"] == 2
+    assert ranks[0]["cli_err"].strip().splitlines() == [f"error: {ranks[0]['error']}"]
+    assert ranks[1]["cli_err"] == ""

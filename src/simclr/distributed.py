@@ -64,12 +64,22 @@ def env_world_size() -> int:
         raise SimCLRError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not an integer") from e
 
 
+def env_rank() -> int:
+    """RANK as torchrun set it (0 outside torchrun)."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError as e:
+        raise SimCLRError(f"RANK={os.environ['RANK']!r} is not an integer") from e
+
+
 def init_from_env(device: str = "auto", backend: str | None = None, timeout_s: float = 1800) -> DistContext:
     """Join the process group torchrun describes in the environment; idempotent.
 
     Outside torchrun (WORLD_SIZE unset or 1) nothing is initialised. The backend is nccl when
     the device is a CUDA GPU, gloo otherwise, unless ``backend`` names one. On GPUs each rank
-    takes ``cuda:(LOCAL_RANK mod the visible GPUs)`` (``local_cuda_index``).
+    trains on ``cuda:LOCAL_RANK`` (``local_cuda_index``); a launch that cannot work (more ranks on a
+    machine than visible GPUs, or ``--device cuda:N``, which would put every rank on one GPU) is refused
+    with one line, alike on every rank, before the process group starts.
     """
     if dist.is_available() and dist.is_initialized():
         return context()
@@ -86,23 +96,53 @@ def init_from_env(device: str = "auto", backend: str | None = None, timeout_s: f
     if backend == "nccl" and not use_cuda:
         raise SimCLRError("--dist-backend nccl needs CUDA GPUs; on CPUs use gloo")
     if use_cuda:
+        check_gpu_launch(device, local_rank)
         torch.cuda.set_device(local_cuda_index(local_rank))
     dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
     return context()
 
 
+def local_world_size() -> int:
+    """Ranks on this machine: LOCAL_WORLD_SIZE as torchrun sets it (else LOCAL_RANK + 1, the least it can be)."""
+    try:
+        return int(os.environ["LOCAL_WORLD_SIZE"])
+    except (KeyError, ValueError):
+        return int(os.environ.get("LOCAL_RANK", "0")) + 1
+
+
+def check_gpu_launch(device: str, local_rank: int) -> None:
+    """Refuse a torchrun launch on GPUs that cannot work, with the same line on every rank of the machine.
+
+    Each rank trains on its own GPU, ``cuda:LOCAL_RANK``: nccl refuses two ranks on one GPU ("Duplicate GPU
+    detected"), so more ranks on a machine than visible GPUs is refused, and so is ``--device cuda:N``
+    (every rank would train on GPU N)."""
+    if device.startswith("cuda:"):
+        raise same_on_this_machine(SimCLRError(
+            f"--device {device}: under torchrun each rank trains on its own GPU, cuda:LOCAL_RANK; pass --device cuda "
+            "(or auto), and choose the GPUs with CUDA_VISIBLE_DEVICES"
+        ))
+    gpus, ranks = torch.cuda.device_count(), max(local_world_size(), local_rank + 1)
+    if ranks > gpus:
+        raise same_on_this_machine(SimCLRError(
+            f"torchrun starts {ranks} ranks on this machine but {gpus} GPU{'s are' if gpus != 1 else ' is'} visible: "
+            f"each rank needs a GPU of its own (nccl refuses two ranks on one GPU); use --nproc_per_node={gpus} "
+            "or fewer, or --device cpu (gloo)"
+        ))
+
+
 def local_cuda_index(local_rank: int) -> int:
-    """The GPU of the rank with this LOCAL_RANK: its index modulo the visible GPUs (so a launch with
-    more ranks per machine than GPUs shares them instead of failing on a missing device)."""
-    return local_rank % max(1, torch.cuda.device_count())
+    """The GPU of the rank with this LOCAL_RANK: ``cuda:LOCAL_RANK`` (``check_gpu_launch`` refused a
+    launch with more ranks per machine than visible GPUs)."""
+    return local_rank
 
 
 def rank_device(device: str, ctx: DistContext) -> str:
-    """The device string this rank trains on: ``cuda`` / ``auto`` become ``cuda:LOCAL_RANK`` (modulo
-    the visible GPUs)."""
+    """The device string this rank trains on: under torchrun, ``cuda`` / ``auto`` (with GPUs) become
+    ``cuda:LOCAL_RANK``; ``cuda:N`` is refused (``check_gpu_launch``)."""
     if not ctx.enabled:
         return device
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        check_gpu_launch(device, ctx.local_rank)
         return f"cuda:{local_cuda_index(ctx.local_rank)}"
     return device
 
@@ -151,6 +191,25 @@ def same_on_every_rank(error: SimCLRError) -> SimCLRError:
     """Mark an error that every rank raises alike (rank 0 alone reports it)."""
     error.on_every_rank = True  # type: ignore[attr-defined]
     return error
+
+
+def same_on_this_machine(error: SimCLRError) -> SimCLRError:
+    """Mark an error that every rank of one machine raises alike, before the process group exists (the
+    machine's LOCAL_RANK 0 alone reports it)."""
+    error.on_every_rank = "machine"  # type: ignore[attr-defined]
+    return error
+
+
+def reports(error: Exception) -> bool:
+    """Whether this process prints ``error``: always, unless every rank (rank 0 prints it) or every rank
+    of this machine (LOCAL_RANK 0 prints it) raised the same."""
+    alike = getattr(error, "on_every_rank", False)
+    if not alike:
+        return True
+    if alike == "machine":
+        return int(os.environ.get("LOCAL_RANK", "0")) == 0
+    ctx = context()
+    return (ctx.rank if ctx.enabled else env_rank()) == 0
 
 
 def backend() -> str:
@@ -274,20 +333,25 @@ def wrap_ddp(model: nn.Module, device: torch.device, sync_buffers: bool) -> nn.M
 
 __all__ = [
     "DistContext",
+    "env_rank",
     "all_reduce_mean",
     "all_reduce_sum_with_grad",
     "any_rank",
     "backend",
     "barrier",
     "broadcast_object",
+    "check_gpu_launch",
     "context",
     "gather_rows",
     "gather_with_grad",
     "init_from_env",
     "local_cuda_index",
+    "local_world_size",
     "main_first",
     "rank_device",
+    "reports",
     "same_on_every_rank",
+    "same_on_this_machine",
     "shard_range",
     "wrap_ddp",
     "shutdown",

@@ -48,10 +48,17 @@ def test_cuda_state_is_the_training_devices_own(monkeypatch: pytest.MonkeyPatch)
     assert [(int(s[0]), d) for s, d in fake.set] == [(1, dev), (11, dev)]
 
 
-def test_a_rank_takes_its_gpu_modulo_the_visible_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+def test_a_rank_trains_on_its_own_gpu_and_more_ranks_than_gpus_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from simclr.errors import SimCLRError
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert [distributed.local_cuda_index(r) for r in range(5)] == [0, 1, 0, 1, 0]
-    ctx = distributed.DistContext(rank=3, world_size=4, local_rank=3)
-    assert distributed.rank_device("cuda", ctx) == "cuda:1" and distributed.rank_device("auto", ctx) == "cuda:1"
-    assert distributed.rank_device("cpu", ctx) == "cpu"
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    for r in range(4):
+        ctx = distributed.DistContext(rank=4 + r, world_size=8, local_rank=r)  # the second machine of two
+        assert distributed.rank_device("cuda", ctx) == distributed.rank_device("auto", ctx) == f"cuda:{r}"
+        assert distributed.rank_device("cpu", ctx) == "cpu"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # 4 ranks, 2 GPUs: nccl would refuse the sharing
+    with pytest.raises(SimCLRError, match="torchrun starts 4 ranks on this machine but 2 GPUs are visible"):
+        distributed.rank_device("cuda", distributed.DistContext(rank=1, world_size=4, local_rank=1))
+    assert distributed.rank_device("cuda:1", distributed.DistContext()) == "cuda:1"  # one process: as asked

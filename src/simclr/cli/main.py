@@ -46,11 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except SimCLRError as e:
-        world = distributed.context()
-        if world.is_main:
-            print(f"error: {e}", file=sys.stderr)
-        elif not getattr(e, "on_every_rank", False):
-            print(f"error (rank {world.rank}): {e}", file=sys.stderr)
+        if distributed.reports(e):  # an error every rank raised alike is printed once
+            world = distributed.context()
+            rank = world.rank if world.enabled else distributed.env_rank()
+            print(f"error: {e}" if rank == 0 or getattr(e, "on_every_rank", False) else f"error (rank {rank}): {e}",
+                  file=sys.stderr)
         return 2
     finally:
         distributed.shutdown()

@@ -136,3 +136,31 @@ def test_decompression_bombs_and_symlink_loops_are_skipped(tmp_path: Path) -> No
     named = " ".join(str(w.message) for w in caught)
     assert "bomb.png" in named and "DecompressionBomb" in named and "loop.png" in named and "big.png" in named
     assert [Path(p).name for p in paths] == ["ok.png"]  # the directory loop is not followed
+
+
+def test_loader_workers_persist_across_epochs_and_draw_each_epochs_views(tmp_path: Path) -> None:
+    """The workers are forked once for the run, not once per epoch; each epoch's crops are still that
+    epoch's (the same as a fresh loader's, and not the previous epoch's)."""
+    import torch
+
+    from simclr.augment import AugmentConfig
+    from simclr.data.loaders import PretrainLoader
+
+    for i in range(8):
+        write_png(tmp_path / ("a" if i % 2 else "b") / f"{i}.png", rgb(i, side=20))
+    images = FolderImages(tmp_path)
+    forks: list[int] = []
+    os.register_at_fork(after_in_parent=lambda: forks.append(1))
+
+    def loader() -> PretrainLoader:
+        return PretrainLoader(images, 4, AugmentConfig(blur=False), 12, seed=0, device=torch.device("cpu"), workers=2)
+
+    kept = loader()
+    epochs = [[b.view1 for b in kept.batches(e)] for e in range(3)]
+    assert len(forks) == 2  # two workers, forked once
+    for e in (1, 2):
+        fresh = [b.view1 for b in loader().batches(e)]
+        assert all(torch.equal(a, b) for a, b in zip(epochs[e], fresh, strict=True))
+        assert not torch.equal(epochs[e][0], epochs[e - 1][0])
+    resumed = [b.view1 for b in kept.batches(1, start=1)]  # mid-epoch, with the same workers
+    assert torch.equal(resumed[0], epochs[1][1])

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from simclr.augment import AugmentConfig, SimCLRAugment, sample_crop_boxes
 from simclr.data.folder import FolderImages
@@ -60,18 +60,18 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 class _FolderPairs(Dataset):
     """``views`` (2, or 1) random resized crops (uint8, S x S) of each folder image, seeded per
-    (epoch, index), and its label."""
+    (epoch, index), and its label; asked for by ``(epoch, index)`` keys (workers persist across epochs)."""
 
     def __init__(self, images: FolderImages, cfg: AugmentConfig, size: int, seed: int, views: int = 2) -> None:
         self.images, self.cfg, self.size, self.seed, self.views = images, cfg, size, seed, views
-        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple:
+    def __getitem__(self, key: tuple[int, int]) -> tuple:
+        epoch, index = key
         img, label = self.images.load(index)
-        g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, index))
+        g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, index))
         w, h = img.size
         views = []
         if self.cfg.crop:
@@ -83,6 +83,23 @@ class _FolderPairs(Dataset):
             one = pil_to_uint8(center_resize(img, self.size))
             views = [one] * self.views
         return (*views, label)
+
+
+class EpochPlan(Sampler):
+    """The sampler of a loader that lives for the whole run: the ``(epoch, index)`` keys of the epoch in
+    hand (``plan``), read in the main process each time an epoch's iteration starts."""
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[int, int]] = []
+
+    def plan(self, epoch: int, indices: list[int]) -> None:
+        self.keys = [(epoch, i) for i in indices]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
 
 
 class _FolderEval(Dataset):
@@ -145,6 +162,8 @@ class PretrainLoader:
             raise SimCLRError("augment.identity_view needs an in-memory dataset augmented on the device "
                              "(not an image folder, not --augment-on workers)")
         self._pairs: Dataset | None = None
+        self._plan = EpochPlan()
+        self._loader: DataLoader | None = None  # made once: its workers persist across epochs
         if augment_on == "workers":  # the whole torchvision pipeline per image in the workers
             self._pairs = ReferencePairs(images, aug, size, seed, rank if world_size > 1 else 0)
         elif self.in_memory:
@@ -173,18 +192,18 @@ class PretrainLoader:
                 labels = to_device(self.images.labels[idx], self.device)
                 yield self._views(x if self.views == 1 else torch.cat([x, x]), labels, epoch, b)
             return
-        self._pairs.epoch = epoch  # type: ignore[attr-defined]
-        sampler = torch.cat([order[self._rows(b)] for b in range(start, n_batches)]).tolist()
-        loader = DataLoader(
-            self._pairs,
-            batch_size=self.local_batch,
-            sampler=sampler,
-            num_workers=self.workers,
-            pin_memory=self.device.type == "cuda",
-            drop_last=True,
-            persistent_workers=False,
-        )
-        for b, parts in enumerate(loader, start=start):
+        self._plan.plan(epoch, torch.cat([order[self._rows(b)] for b in range(start, n_batches)]).tolist())
+        if self._loader is None:
+            self._loader = DataLoader(
+                self._pairs,
+                batch_size=self.local_batch,
+                sampler=self._plan,
+                num_workers=self.workers,
+                pin_memory=self.device.type == "cuda",
+                drop_last=True,
+                persistent_workers=self.workers > 0,  # forked once, not every epoch (each epoch's keys carry it)
+            )
+        for b, parts in enumerate(self._loader, start=start):
             if self.views == 1:
                 x, labels = (to_device(t, self.device) for t in parts)
                 yield self._views(x, labels, epoch, b)

@@ -54,18 +54,19 @@ def reference_transform(cfg: AugmentConfig, size: int) -> T.Compose:
 
 class ReferencePairs(Dataset):
     """Two torchvision-augmented views (float, 3 x S x S) of each image, seeded per (epoch, index),
-    and its label."""
+    and its label. Items are asked for by ``(epoch, index)`` keys, so workers that persist across epochs
+    draw each epoch's views."""
 
     def __init__(self, images: Images, cfg: AugmentConfig, size: int, seed: int, rank: int = 0) -> None:
         self.images, self.seed, self.rank = images, seed, rank
         self.transform = reference_transform(cfg, size)
-        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        epoch, index = key
         img, label = self.images.load(index)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(mix_seed(self.seed, self.epoch, index, 3, self.rank))
+            torch.manual_seed(mix_seed(self.seed, epoch, index, 3, self.rank))
             return self.transform(img), self.transform(img), label

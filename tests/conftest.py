@@ -11,6 +11,13 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own simclr cache (the per-machine precision choice): none reads or writes the
+    user's ~/.cache, and a choice faked in one test never reaches another."""
+    monkeypatch.setenv("SIMCLR_CACHE_DIR", str(tmp_path_factory.mktemp("simclr-cache")))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Two cores: one intra-op thread per test process keeps the small models from thrashing.
     torch.set_num_threads(1)

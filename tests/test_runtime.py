@@ -8,6 +8,8 @@ import sys
 import pytest
 import torch
 
+from simclr.errors import SimCLRError
+
 SCRIPT = """
 import resource, sys, torch
 from simclr.runtime import retain_freed_memory
@@ -35,7 +37,7 @@ def test_freed_buffers_are_reused_without_page_faults() -> None:
     assert faults("on") < pages // 20  # retained: the second buffer reuses the first one's pages
 
 
-def test_precision_auto_reads_the_cpu_flags() -> None:
+def test_precision_auto_reads_the_cpu_flags(tmp_path, monkeypatch) -> None:  # noqa: ANN001
     from simclr.runtime import choose_precision
 
     cpu = torch.device("cpu")
@@ -48,10 +50,89 @@ def test_precision_auto_reads_the_cpu_flags() -> None:
     assert choice == "fp32" and "no native bf16" in why and "13x" in why
     assert choose_precision(cpu, {"avx512_bf16", "amx_bf16", "amx_tile"}, never) == ("bf16", "the CPU has AMX-BF16")
     # AVX512-BF16 alone: bf16 only where a bf16 step measures faster (it is slower on some such CPUs)
+    monkeypatch.setenv("SIMCLR_CACHE_DIR", str(tmp_path / "slow"))
     choice, why = choose_precision(cpu, {"avx512_bf16"}, lambda: 0.7)
     assert choice == "fp32" and "0.70x" in why
+    monkeypatch.setenv("SIMCLR_CACHE_DIR", str(tmp_path / "fast"))
     choice, why = choose_precision(cpu, {"avx512_bf16"}, lambda: 1.6)
     assert choice == "bf16" and "1.60x" in why
+
+
+def test_the_timed_choice_is_made_once_per_machine_and_torch_version(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """Every command on one machine agrees: the AVX512-BF16 timing runs once, later commands read its
+    result (and say so); another torch version, or another CPU model, times again; a cache that cannot
+    be written is no error."""
+    import json
+
+    import simclr.runtime as runtime
+
+    monkeypatch.setenv("SIMCLR_CACHE_DIR", str(tmp_path / "cache"))
+    cpu, flags = torch.device("cpu"), {"avx512_bf16"}
+    calls: list[float] = []
+
+    def timed(ratio: float):  # noqa: ANN202
+        def speedup() -> float:
+            calls.append(ratio)
+            return ratio
+        return speedup
+
+    assert runtime.choose_precision(cpu, flags, timed(1.5))[0] == "bf16"
+    choice, why = runtime.choose_precision(cpu, flags, timed(0.5))  # a loaded machine would time fp32 now
+    assert choice == "bf16" and "cached on" in why and "precision.json" in why and calls == [1.5]
+    table = json.loads((tmp_path / "cache" / "precision.json").read_text())
+    (key,) = table
+    assert torch.__version__ in key and runtime.cpu_model() in key and table[key]["precision"] == "bf16"
+    monkeypatch.setattr(torch, "__version__", "9.9.9")
+    assert runtime.choose_precision(cpu, flags, timed(0.5))[0] == "fp32" and calls == [1.5, 0.5]
+    monkeypatch.setattr(runtime, "cpu_model", lambda: "Another CPU")
+    assert runtime.choose_precision(cpu, flags, timed(1.3))[0] == "bf16" and calls == [1.5, 0.5, 1.3]
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("SIMCLR_CACHE_DIR", str(tmp_path / "file" / "cache"))  # cannot be made
+    assert runtime.choose_precision(cpu, flags, timed(1.2))[0] == "bf16"
+    assert runtime.choose_precision(cpu, flags, timed(0.9))[0] == "fp32"  # timed again: nothing was kept
+
+
+# compute capability -> what auto must run: bf16 from Ampere on, fp16 (with a grad scaler) on Volta / Turing,
+# fp32 on older cards; current torch says bf16 is "supported" on all of them, so that is no guide
+CARDS = {
+    "NVIDIA H200": ((9, 0), "bf16"), "NVIDIA H100 80GB HBM3": ((9, 0), "bf16"),
+    "NVIDIA A100-SXM4-80GB": ((8, 0), "bf16"),
+    "NVIDIA GeForce RTX 3090": ((8, 6), "bf16"), "NVIDIA L4": ((8, 9), "bf16"), "Tesla T4": ((7, 5), "fp16"),
+    "Tesla V100-SXM2-16GB": ((7, 0), "fp16"), "Tesla P100-PCIE-16GB": ((6, 0), "fp32"), "Tesla K80": ((3, 7), "fp32"),
+}
+
+
+def fake_cards(monkeypatch, names: list[str]) -> list[torch.device]:  # noqa: ANN001
+    """GPUs 0, 1, ... are the cards ``names``; the current device is always GPU 0 (a query that reads the
+    current device instead of the one it was given answers for the wrong card)."""
+    def index(device) -> int:  # noqa: ANN001
+        d = torch.device("cuda", torch.cuda.current_device()) if device is None else torch.device(device)
+        return d.index if d.index is not None else torch.cuda.current_device()
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what current torch says
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: names[index(device)])
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: CARDS[names[index(device)]][0])
+    return [torch.device("cuda", i) for i in range(len(names))]
+
+
+def test_precision_auto_on_gpus_follows_the_compute_capability(monkeypatch) -> None:  # noqa: ANN001
+    from simclr.runtime import check_precision, choose_precision
+
+    names = list(CARDS)
+    for device, name in zip(fake_cards(monkeypatch, names), names, strict=True):
+        choice, why = choose_precision(device)
+        assert choice == CARDS[name][1], (name, choice)
+        major, minor = CARDS[name][0]
+        assert name in why and f"compute capability {major}.{minor}" in why
+        if choice != "bf16":  # bf16 asked for by name is refused where there is no fast bf16, with auto's choice
+            with pytest.raises(SimCLRError, match=rf"{name} \(compute capability {major}.{minor}\) has no fast bf16.*"
+                                                 rf"--precision {choice} \(what auto picks here\)"):
+                check_precision("bf16", device)
+        else:
+            check_precision("bf16", device)
+        check_precision("fp16", device)
+        check_precision("fp32", device)
 
 
 def test_the_timed_step_takes_the_fastest_of_each() -> None:
@@ -66,6 +147,9 @@ def test_the_timed_step_takes_the_fastest_of_each() -> None:
 
 
 def test_precision_auto_is_the_default_and_said_at_start(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    """config.yaml keeps what was asked (auto); the choice is in the log and in every metrics record."""
+    import json
+
     import yaml
 
     from simclr.cli.main import main
@@ -76,8 +160,33 @@ def test_precision_auto_is_the_default_and_said_at_start(tmp_path, monkeypatch, 
         monkeypatch.setenv("SIMCLR_CPU_FLAGS", flags)  # a faked CPU
         out = tmp_path / want
         assert main(["pretrain", "--out", str(out), *tiny]) == 0
-        assert f"precision auto: {want} (" in capsys.readouterr().err
-        assert yaml.safe_load((out / "config.yaml").read_text())["train"]["precision"] == want  # resumes alike
+        err = capsys.readouterr().err
+        assert f"precision auto: {want} (" in err and f"{want} (auto) on cpu" in err  # the choice, and the banner
+        assert yaml.safe_load((out / "config.yaml").read_text())["train"]["precision"] == "auto"
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        assert rows and all(r["precision"] == want for r in rows)
     monkeypatch.setenv("SIMCLR_CPU_FLAGS", "avx2")
     assert main(["linear-eval", "--run", str(tmp_path / "fp32"), "--limit", "32"]) == 0
     assert "precision auto: fp32 (the CPU has no native bf16" in capsys.readouterr().err
+
+
+def test_a_run_resumed_on_another_machine_decides_its_precision_there(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    """Started where auto picks bf16 (AMX), resumed on a CPU without native bf16: the resumed steps run
+    fp32 (not bf16 emulated at about 13x the cost), and the log and records say which steps ran what."""
+    import yaml
+    from helpers import records, tiny_config
+
+    from simclr.train.pretrain import pretrain
+
+    run = tmp_path / "run"
+    monkeypatch.setenv("SIMCLR_CPU_FLAGS", "avx512_bf16 amx_bf16")  # the first machine
+    pretrain(tiny_config(**{"train.precision": "auto", "train.max_steps": 2}), run)
+    assert "precision auto: bf16 (the CPU has AMX-BF16)" in capsys.readouterr().err
+    monkeypatch.setenv("SIMCLR_CPU_FLAGS", "avx2 fma")  # the second
+    result = pretrain(tiny_config(**{"train.precision": "auto"}), run, resume=True)
+    assert result.step == 6
+    err = capsys.readouterr().err
+    assert "precision auto: fp32 (the CPU has no native bf16" in err and "fp32 (auto) on cpu" in err
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["precision"] == "auto"
+    assert [(r["step"], r["precision"]) for r in records(run)] == [(1, "bf16"), (2, "bf16"), (3, "fp32"),
+                                                                   (4, "fp32"), (5, "fp32"), (6, "fp32")]

@@ -22,9 +22,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 
@@ -89,8 +92,6 @@ def speedup_of(fp32_times: Sequence[float], bf16_times: Sequence[float]) -> floa
 def measured_bf16_speedup(repeats: int = 7) -> float:
     """fp32 time / bf16-autocast time of a small conv + linear forward and backward on the CPU (the
     two alternated, ``repeats`` each after two warm-ups; about a second). Above 1: bf16 is faster here."""
-    import time
-
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(64, 64, 3, padding=1)
     fc = torch.nn.Linear(64 * 14 * 14, 256)
@@ -112,34 +113,111 @@ def measured_bf16_speedup(repeats: int = 7) -> float:
     return speedup_of(times["fp32"], times["bf16"])
 
 
+def gpu_precision(name: str, capability: tuple[int, int]) -> tuple[str, str]:
+    """What ``--precision auto`` runs on a GPU of this compute ``capability``, and why: bf16 from 8.0
+    (Ampere and later: bf16 tensor cores, cuDNN's bf16 convolutions), fp16 with a grad scaler on 7.x
+    (Volta, Turing: fp16 tensor cores, no fast bf16), fp32 below. ``torch.cuda.is_bf16_supported()`` is
+    no guide: current torch answers True wherever a bf16 tensor can be made, T4 and V100 included."""
+    major, minor = capability
+    card = f"{name} (compute capability {major}.{minor})"
+    if major >= 8:
+        return "bf16", f"{card} runs bf16 natively"
+    if major == 7:
+        return "fp16", f"{card} has fp16 tensor cores but no fast bf16; fp16 runs with a grad scaler"
+    return "fp32", f"{card} has neither fast bf16 nor fp16 tensor cores"
+
+
+def cuda_card(device: torch.device) -> tuple[str, tuple[int, int]]:
+    """(name, compute capability) of the CUDA ``device`` itself (not the current device)."""
+    return torch.cuda.get_device_name(device), tuple(torch.cuda.get_device_capability(device))  # type: ignore[return-value]
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; the platform's processor string elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def cache_dir() -> Path:
+    """Where simclr keeps what it learns about this machine: ``$SIMCLR_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/simclr``, else ``~/.cache/simclr``."""
+    if os.environ.get("SIMCLR_CACHE_DIR"):
+        return Path(os.environ["SIMCLR_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "simclr"
+
+
+PRECISION_CACHE = "precision.json"
+
+
+def cached_choice(key: str, decide: Callable[[], tuple[str, str]]) -> tuple[str, str]:
+    """``decide()``'s (precision, why) for the machine ``key``, measured once and then read from
+    ``cache_dir() / PRECISION_CACHE``, so that every command on one machine (pretrain, its evaluations, a
+    resume) runs the same precision. A cache that cannot be read or written is no error: the choice is
+    then made again."""
+    path = cache_dir() / PRECISION_CACHE
+    try:
+        table = json.loads(path.read_text())
+        if not isinstance(table, dict):
+            table = {}
+    except (OSError, ValueError):
+        table = {}
+    hit = table.get(key)
+    if isinstance(hit, dict) and hit.get("precision") in PRECISIONS and isinstance(hit.get("why"), str):
+        return hit["precision"], f"{hit['why']}; cached on {hit.get('date', '?')} in {path}: delete it to measure again"
+    choice, why = decide()
+    table[key] = {"precision": choice, "why": why, "date": time.strftime("%Y-%m-%d")}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return choice, why
+
+
 def choose_precision(device: torch.device, flags: set[str] | None = None,
                      speedup: Callable[[], float] = measured_bf16_speedup) -> tuple[str, str]:
-    """What ``--precision auto`` runs on ``device``, and why: bf16 autocast where the hardware runs bf16
-    natively (a CUDA device with bf16; a CPU with AMX-BF16; a CPU with AVX512-BF16 where a bf16 step
-    measures faster, since on some such CPUs it is slower), fp32 elsewhere (emulated bf16 is about
-    13x slower)."""
+    """What ``--precision auto`` runs on ``device``, and why.
+
+    GPUs: by the device's compute capability (``gpu_precision``). CPUs: bf16 autocast with AMX-BF16;
+    with AVX512-BF16 only where a bf16 step measures at least ``SPEEDUP_NEEDED`` times faster (on some
+    such CPUs it is slower), that measurement made once per machine and torch version
+    (``cached_choice``); fp32 elsewhere (emulated bf16 is about 13x slower)."""
     if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        if torch.cuda.is_bf16_supported():
-            return "bf16", f"{name} runs bf16 natively"
-        return "fp32", f"{name} has no bf16"
+        return gpu_precision(*cuda_card(device))
     if device.type != "cpu":
         return "fp32", f"no bf16 rule for {device.type} devices"
     flags = cpu_flags() if flags is None else flags
     if "amx_bf16" in flags:
         return "bf16", "the CPU has AMX-BF16"
     if "avx512_bf16" in flags:
-        ratio = speedup()
-        if ratio >= SPEEDUP_NEEDED:
-            return "bf16", f"the CPU has AVX512-BF16 and a bf16 step measured {ratio:.2f}x the speed of fp32"
-        return "fp32", (f"the CPU has AVX512-BF16 but a bf16 step measured only {ratio:.2f}x the speed of fp32 here "
-                        "(pass --precision bf16 to use it anyway)")
+        def measure() -> tuple[str, str]:
+            ratio = speedup()
+            if ratio >= SPEEDUP_NEEDED:
+                return "bf16", f"the CPU has AVX512-BF16 and a bf16 step measured {ratio:.2f}x the speed of fp32"
+            return "fp32", (f"the CPU has AVX512-BF16 but a bf16 step measured only {ratio:.2f}x the speed of fp32 "
+                            "here (pass --precision bf16 to use it anyway)")
+
+        key = f"cpu | {cpu_model()} | avx512_bf16 | torch {torch.__version__}"
+        return cached_choice(key, measure)
     return "fp32", "the CPU has no native bf16 (no amx_bf16 or avx512_bf16 flag; emulated bf16 is about 13x slower)"
 
 
 def resolve_precision(precision: str, device: torch.device) -> tuple[str, str | None]:
     """(``precision`` itself, None), or for ``auto`` (the choice of ``choose_precision``, the line that
-    says it). Runs print the line once their input is checked: bad input stays one line."""
+    says it). Runs print the line once their input is checked: bad input stays one line. What a run
+    asked for (``auto``) is what its config.yaml keeps; the resolved precision goes to its log and
+    metrics, so a run resumed on another machine decides again there."""
     if precision != "auto":
         return precision, None
     choice, why = choose_precision(device)
@@ -147,26 +225,40 @@ def resolve_precision(precision: str, device: torch.device) -> tuple[str, str | 
 
 
 def pick_device(name: str) -> torch.device:
-    """``auto`` (CUDA when available, else the CPU), or the device named (``cpu``, ``cuda``, ``cuda:1``)."""
+    """``auto`` (CUDA when available, else the CPU), or the device named (``cpu``, ``cuda``, ``cuda:1``).
+    A CUDA device always carries its index (``cuda`` is the current GPU, ``cuda:0`` unless one was set):
+    the device a tensor lands on, DDP's ``device_ids`` and capability queries then name the same GPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(name)
     except RuntimeError as e:
         raise SimCLRError(f"--device {name!r} is not a device (try cpu, cuda, cuda:1)") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SimCLRError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SimCLRError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+        count = torch.cuda.device_count()
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        elif dev.index >= count:
+            raise SimCLRError(f"--device {name}: this machine has {count} visible GPU{'s' if count != 1 else ''} "
+                              f"(cuda:0 to cuda:{count - 1})")
     return dev
 
 
 def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse a precision the device cannot run well: fp16 off CUDA, bf16 on a GPU without it."""
+    """Refuse a precision the device cannot run well: fp16 off CUDA, bf16 on a GPU below compute
+    capability 8.0 (no bf16 tensor cores or cuDNN bf16 convolutions there)."""
     if precision not in PRECISIONS:
         raise SimCLRError(f"--precision {precision!r} is not valid: choose one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type != "cuda":
         raise SimCLRError("--precision fp16 needs a CUDA GPU; on the CPU use bf16 (or fp32)")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise SimCLRError("this GPU has no bf16; use --precision fp16 (with a grad scaler) or fp32")
+    if precision == "bf16" and device.type == "cuda":
+        name, (major, minor) = cuda_card(device)
+        if major < 8:
+            raise SimCLRError(f"--precision bf16: {name} (compute capability {major}.{minor}) has no fast bf16 "
+                              f"(it needs 8.0 or later); use --precision {gpu_precision(name, (major, minor))[0]} "
+                              "(what auto picks here) or fp32")
 
 
 def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
@@ -175,6 +267,16 @@ def autocast_context(precision: str, device: torch.device) -> contextlib.Abstrac
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def to_host_async(x: torch.Tensor) -> torch.Tensor:
+    """``x`` on the CPU. From CUDA the copy goes into pinned memory without blocking the host: its values
+    may be read only after the next synchronisation with the device (a ``.tolist()`` of a tensor queued
+    after it, ``torch.cuda.synchronize``, or an event's ``synchronize``)."""
+    if x.device.type != "cuda":
+        return x.cpu()
+    out = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
+    return out.copy_(x, non_blocking=True)
 
 
 def to_channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -193,7 +295,8 @@ def prepare_device(device: torch.device) -> None:
 
 
 __all__ = [
-    "PRECISIONS", "PRECISION_CHOICES", "autocast_context", "check_precision", "choose_precision", "cpu_flags",
+    "PRECISIONS", "PRECISION_CACHE", "PRECISION_CHOICES", "autocast_context", "cache_dir", "cached_choice",
+    "check_precision", "choose_precision", "cpu_flags", "cpu_model", "cuda_card", "gpu_precision",
     "measured_bf16_speedup", "pick_device", "prepare_device", "resolve_precision", "retain_freed_memory",
-    "to_channels_last",
+    "to_channels_last", "to_host_async",
 ]

@@ -170,7 +170,9 @@ def test_hooks_come_in_order_with_the_step_events(tmp_path: Path) -> None:
     assert [e.epoch_progress for e in ev] == pytest.approx([1 / 3, 2 / 3, 1, 4 / 3, 5 / 3, 2])
     peak = 0.3 * 32 / 256  # lars, the linear rule; warm-up 0.5 epoch = 2 steps (rounded), then cosine
     assert [e.lr for e in ev] == pytest.approx([lr_at(s, peak, 2, 6) for s in range(6)])
-    assert set(ev[1].values) == {"loss", "pos_acc", "probe_loss", "probe_acc"} and ev[0].values == {}
+    # the health signals (alignment, uniformity) are read with the loss, in the step's one device read
+    assert set(ev[1].values) == {"loss", "pos_acc", "probe_loss", "probe_acc", "align", "uniform"}
+    assert ev[0].values == {}
     assert [r["loss"] for r in records(tmp_path / "run")] == [e.values["loss"] for e in ev if e.log]
 
 

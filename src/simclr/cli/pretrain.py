@@ -63,4 +63,6 @@ def presets_command(args: argparse.Namespace) -> int:  # noqa: ARG001
     for name in preset_names():
         data = yaml.safe_load((resources.files("simclr") / "presets" / f"{name}.yaml").read_text())
         print(f"{name}: {data.get('reported', '')}")
+        if data.get("notes"):
+            print(f"    {data['notes']}")
     return 0

@@ -9,26 +9,24 @@ from torch import nn
 
 from simclr.data.images import Images
 from simclr.data.loaders import eval_batches
+from simclr.eval.features import encode
 from simclr.eval.linear import check_labels, topk_accuracy
-from simclr.runtime import autocast_context
 
 
 @torch.no_grad()
 def predict(model: nn.Module, images: Images, image_size: int, device: torch.device, batch_size: int = 256,
             workers: int = 0, precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
     """(logits (N, classes) float32 on the CPU, labels (N,)) of ``images``, the model in eval mode (its
-    mode is restored after)."""
-    was_training = model.training
-    model.eval()
-    logits, labels = [], []
-    try:
+    mode is restored after); through ``encode``, so on CUDA the host waits once, not per batch."""
+    labels: list[torch.Tensor] = []
+
+    def batches():  # noqa: ANN202
         for x, y in eval_batches(images, batch_size, image_size, device, workers):
-            with autocast_context(precision, device):
-                logits.append(model(x).float().cpu())
             labels.append(torch.as_tensor(y))
-    finally:
-        model.train(was_training)
-    return torch.cat(logits), torch.cat(labels).long()
+            yield x
+
+    logits = encode(model, batches(), device, precision)
+    return logits, torch.cat(labels).long() if labels else torch.zeros(0, dtype=torch.long)
 
 
 def evaluate_classifier(model: nn.Module, images: Images, image_size: int, device: torch.device,

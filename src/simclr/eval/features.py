@@ -17,7 +17,7 @@ from simclr import distributed
 from simclr.data.images import Images
 from simclr.data.loaders import as_float_batch, eval_batches
 from simclr.errors import SimCLRError
-from simclr.runtime import autocast_context
+from simclr.runtime import autocast_context, to_host_async
 
 
 @torch.no_grad()
@@ -35,6 +35,8 @@ def encode(
     ``(images, labels)`` pairs (a DataLoader). ``head``: also apply the projection head g (z instead
     of h). ``image_size``: resize inputs to this side first (bilinear, antialiased). ``precision``:
     fp32 or an autocast precision (bf16, fp16). The model's and head's train/eval modes are restored.
+    On CUDA each batch's features are copied to pinned host memory without waiting, and the host waits
+    once, at the end.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     modules = [m for m in (model, head) if m is not None]
@@ -50,7 +52,9 @@ def encode(
                 h = model(x)
                 if head is not None:
                     h = head(h)
-            out.append(h.float().cpu())
+            out.append(to_host_async(h.float()))  # on CUDA the host goes on to queue the next batch
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the one wait: every batch's copy to the host is done
     finally:
         for m, mode in zip(modules, modes, strict=True):
             m.train(mode)

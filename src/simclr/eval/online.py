@@ -109,7 +109,7 @@ class OnlineProbe(Callback):
         t, test = self.training, self.test
         assert t.cfg.data.image_size is not None and test is not None
         x, y = extract_features(t.model.encoder, test, t.cfg.data.image_size, t.device, t.cfg.train.batch_size,
-                                t.cfg.data.workers, t.cfg.train.precision)
+                                t.cfg.data.workers, t.precision)
         self.probe.eval()
         logits = self.probe(x.to(t.device, self.dtype)).cpu()
         keep = y >= 0
@@ -164,7 +164,7 @@ class KNNMonitor(Callback):
     def top1(self) -> float:
         t = self.training
         assert self.bank is not None and self.queries is not None and t.cfg.data.image_size is not None
-        args = (t.cfg.data.image_size, t.device, t.cfg.train.batch_size, t.cfg.data.workers, t.cfg.train.precision)
+        args = (t.cfg.data.image_size, t.device, t.cfg.train.batch_size, t.cfg.data.workers, t.precision)
         xb, yb = extract_features(t.model.encoder, self.bank, *args)
         xq, yq = extract_features(t.model.encoder, self.queries, *args)
         return knn_eval(xb, yb, xq, yq, k=min(self.k, len(xb)))["top1"]

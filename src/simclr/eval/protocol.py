@@ -130,8 +130,10 @@ def run_features(
     before = {k: v.clone() for k, v in net.state_dict().items()}
     xtr, ytr = extract_features(net, train, size, dev, batch_size, workers, precision)
     xte, yte = extract_features(net, test, size, dev, batch_size, workers, precision)
-    for k, v in net.state_dict().items():
-        if not torch.equal(v, before[k]):
+    after = net.state_dict()
+    changed = torch.stack([(after[k] != v).any() for k, v in before.items()]).tolist()  # one read, not one a tensor
+    for k, bad in zip(before, changed, strict=True):
+        if bad:
             raise RuntimeError(f"evaluation changed the encoder's {k}: this is a bug")
     check_finite(xtr, "train")
     check_finite(xte, "test")

@@ -6,6 +6,8 @@ The loop (``simclr.train.loop.Trainer``) calls, in the order of its callback lis
 - ``on_batch_start(trainer, batch)``: before each step, with the batch on the device;
 - ``on_train_step(trainer, batch, output)``: right after the optimiser step, before anything is read
   from the device: work that queues on the device (the online probe) and may add logged tensors;
+- ``log_tensors(trainer, output)``: on log steps only, just before the step's one device read: scalars
+  (0-d tensors, on the device) to read with it; they arrive in ``event.values``;
 - ``on_step_end(trainer, event)``: with the ``StepEvent``; on log steps ``event.values`` holds what was
   read (the loss, the method's logs), and monitors may add to ``event.extras`` for the record;
 - ``on_epoch_end(trainer)``: after the epoch's last step;
@@ -26,12 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+import torch
 from torch import nn
 
 from simclr.io import atomic_save
 from simclr.methods.base import StepOutput
 from simclr.models.weights import ENCODER, encoder_payload
-from simclr.train.health import batch_health
+from simclr.train.health import HealthReading
 from simclr.train.metrics import MetricsLog, Progress
 
 if TYPE_CHECKING:
@@ -77,6 +80,9 @@ class Callback:
 
     def on_train_step(self, trainer: Trainer, batch: Any, output: StepOutput) -> None: ...
 
+    def log_tensors(self, trainer: Trainer, output: StepOutput) -> dict[str, torch.Tensor]:
+        return {}
+
     def on_step_end(self, trainer: Trainer, event: StepEvent) -> None: ...
 
     def on_epoch_end(self, trainer: Trainer) -> None: ...
@@ -95,13 +101,17 @@ class MetricsCallback(Callback):
     """One record per log step to ``metrics.jsonl`` and TensorBoard (rank 0, when there is a run
     directory), and the progress line (a bar on a terminal, plain lines otherwise). A record: step,
     epoch, the values read (loss, pos_acc, ...), lr, images_per_s, time_s, the health signals of the
-    batch (rank 0: align, uniform, rank_h) and what the monitors added (kNN, probe)."""
+    batch (rank 0: align, uniform, rank_h), what the monitors added (kNN, probe), and ``constants`` (the
+    precision the run computes in, which may differ from config.yaml's ``auto``)."""
 
-    def __init__(self, out: Path | None, batch_size: int, log: TextIO, *, resume: bool, main: bool = True) -> None:
+    def __init__(self, out: Path | None, batch_size: int, log: TextIO, *, resume: bool, main: bool = True,
+                 constants: dict[str, Any] | None = None) -> None:
         self.out, self.batch_size, self.stream = out, batch_size, log
         self.resume, self.main = resume, main
+        self.constants = dict(constants or {})
         self.metrics: MetricsLog | None = None
         self.progress: Progress | None = None
+        self.health = HealthReading()
 
     def on_fit_start(self, trainer: Trainer) -> None:
         step = trainer.state.step
@@ -109,6 +119,13 @@ class MetricsCallback(Callback):
             self.metrics = MetricsLog(self.out, resume_step=step if self.resume else None)
         self.progress = Progress(trainer.stop_at, step, self.stream)
         self.tick, self.tick_step = time.perf_counter(), step
+
+    def log_tensors(self, trainer: Trainer, output: StepOutput) -> dict[str, torch.Tensor]:
+        """The batch's health signals (rank 0), read with the step's loss: alignment, uniformity; the
+        effective rank's Gram matrix travels to the host in the same read (``HealthReading``)."""
+        if self.main and output.features is not None and output.projections is not None:
+            return self.health.prepare(output.features, *output.projections)
+        return {}
 
     def on_step_end(self, trainer: Trainer, event: StepEvent) -> None:
         record = None
@@ -119,10 +136,9 @@ class MetricsCallback(Callback):
             record = {"step": event.step, "epoch": event.epoch_progress, **event.values, "lr": event.lr,
                       "images_per_s": (event.step - self.tick_step) * self.batch_size / seconds,
                       "time_s": trainer.state.train_seconds()}
-            out = event.output
-            if self.main and out.features is not None and out.projections is not None:
-                record.update(batch_health(out.features, *out.projections))
+            record.update(self.health.finish())
             record.update(event.extras)
+            record.update(self.constants)
             if self.metrics is not None:
                 self.metrics.write(record)
             self.tick, self.tick_step = time.perf_counter(), event.step

@@ -72,6 +72,7 @@ class ClassifierTraining:
     loader: PretrainLoader
     step: TrainStep
     peak_lr: float
+    precision: str  # what runs (``auto`` resolved); config.yaml keeps what was asked
 
 
 @dataclass
@@ -148,13 +149,15 @@ def labelled_data(cfg: FinetuneConfig | DistillConfig, dataset: str, data_dir: s
 
 
 
-def device_for(cfg: FinetuneConfig | DistillConfig, world: distributed.DistContext) -> tuple[torch.device, str | None]:
-    """The device, and the line of ``--precision auto``'s choice (rank 0's on every rank)."""
+def device_for(cfg: FinetuneConfig | DistillConfig,
+               world: distributed.DistContext) -> tuple[torch.device, str, str | None]:
+    """The device, the precision that runs there (``auto`` resolved: rank 0's choice on every rank) and
+    the line that says the choice (None unless auto)."""
     device = pick_device(distributed.rank_device(cfg.train.device, world))
-    cfg.train.precision, line = distributed.broadcast_object(resolve_precision(cfg.train.precision, device))
-    check_precision(cfg.train.precision, device)
+    precision, line = distributed.broadcast_object(resolve_precision(cfg.train.precision, device))
+    check_precision(precision, device)
     prepare_device(device)
-    return device, line
+    return device, precision, line
 
 
 def classifier_augment(a: ClassifierAugment) -> AugmentConfig:
@@ -169,7 +172,7 @@ def classifier_augment(a: ClassifierAugment) -> AugmentConfig:
 
 def build_parts(cfg: FinetuneConfig | DistillConfig, model: Classifier, images: Images, device: torch.device,
                  world: distributed.DistContext, ckpt: dict[str, Any] | None, where: str,
-                 method_of: Any) -> ClassifierTraining:
+                 method_of: Any, precision: str) -> ClassifierTraining:
     """Loader (one crop + flip view per image), Nesterov SGD, cosine schedule, the method and its step."""
     t, o, a = cfg.train, cfg.optim, cfg.augment
     assert t.batch_size is not None and t.epochs is not None and a.crop_scale is not None
@@ -187,20 +190,20 @@ def build_parts(cfg: FinetuneConfig | DistillConfig, model: Classifier, images: 
         raise SimCLRError(f"--batch-size {t.batch_size} leaves no full batch of the {len(images)} images")
     peak_lr = o.lr if o.lr is not None else o.base_lr * t.batch_size / 256
     optimizer = torch.optim.SGD(param_groups(model, o.weight_decay), lr=peak_lr, momentum=o.momentum, nesterov=True)
-    scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     if ckpt is not None:
         restore_state(ckpt, model, optimizer, scaler, device, world)
     net: nn.Module = model
     if world.enabled:
         net = distributed.wrap_ddp(model, device, sync_buffers=not global_bn)
     method = method_of(model, net, to_channels_last if channels_last else identity,
-                       functools.partial(autocast_context, t.precision, device))
+                       functools.partial(autocast_context, precision, device))
     steps = len(loader)
     schedule = functools.partial(lr_at, peak_lr=peak_lr, warmup_steps=round(o.warmup_epochs * steps),
                                  total_steps=steps * t.epochs)
     last = float(ckpt["last_loss"]) if ckpt is not None else float("nan")
     step = TrainStep(method, optimizer, schedule, scaler, FiniteGuard(device, last, where))
-    return ClassifierTraining(cfg, device, world, model, optimizer, scaler, loader, step, peak_lr)
+    return ClassifierTraining(cfg, device, world, model, optimizer, scaler, loader, step, peak_lr, precision)
 
 
 class ClassifierOutputs(Callback):
@@ -219,9 +222,8 @@ class ClassifierOutputs(Callback):
         trainer.check_finite()
         model, d = self.parts.model, self.data
         atomic_save(classifier_payload(model, d.image_size, self.info), self.out / CLASSIFIER)
-        t = self.parts.cfg.train
         kw = dict(image_size=d.image_size, device=self.parts.device, batch_size=256,
-                  workers=self.parts.cfg.data.workers, precision=t.precision)
+                  workers=self.parts.cfg.data.workers, precision=self.parts.precision)
         print(f"scoring on the {len(d.test)} test images ...", file=self.log)
         result = evaluate_classifier(model, d.test, **kw)  # type: ignore[arg-type]
         labelled = d.train.subset(d.indices)
@@ -257,7 +259,7 @@ def banner(kind: str, model: Classifier, data: LabelledData, parts: ClassifierTr
             f"linear -> {model.num_classes} classes\n"
             f"Nesterov SGD peak lr {parts.peak_lr:.4g} | weight decay {parts.cfg.optim.weight_decay} | cosine | "
             f"batch {t.batch_size} x {len(parts.loader)} steps/epoch x {t.epochs} epochs | {views} | "
-            f"{t.precision} on {parts.device}")
+            f"{parts.precision}{' (auto)' if t.precision == 'auto' else ''} on {parts.device}")
 
 
 __all__ = [

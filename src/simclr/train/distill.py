@@ -114,7 +114,7 @@ def _distill(cfg: DistillConfig, out: Path, resume: bool, log: TextIO, world: di
     if cfg.augment.crop_scale is None:
         cfg.augment.crop_scale = DATASETS[dataset].crop_scale or (0.08, 1.0)
     cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size = dataset, data_dir, size
-    device, precision_line = device_for(cfg, world)
+    device, precision, precision_line = device_for(cfg, world)
     distributed.main_first(lambda: prepare_run_dir(out, resume))
 
     student = _student(payload, arch, width, size, t.seed)
@@ -125,7 +125,7 @@ def _distill(cfg: DistillConfig, out: Path, resume: bool, log: TextIO, world: di
         return Distill(model, teacher, loss, net=net, prepare=prepare, autocast=autocast)
 
     parts = build_parts(cfg, student, _relabelled(data.train, data.indices), device, world, ckpt,
-                        str(out / CHECKPOINT), method_of)
+                        str(out / CHECKPOINT), method_of, precision)
     same = arch == payload["arch"] and width == float(payload["width_multiplier"])
     kind = f"{'self-' if same else ''}distilling {ds.teacher} (T {ds.temperature:g}, label weight {ds.label_weight:g})"
     if precision_line:

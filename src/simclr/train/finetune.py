@@ -98,7 +98,7 @@ def _finetune(cfg: FinetuneConfig, out: Path, resume: bool, log: TextIO, world: 
         cfg.augment.crop_scale = tuple(run_cfg.get("augment", {}).get("crop_scale") or DATASETS[dataset].crop_scale
                                        or (0.08, 1.0))  # type: ignore[assignment]
     cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size = dataset, data_dir, size
-    device, precision_line = device_for(cfg, world)
+    device, precision, precision_line = device_for(cfg, world)
     distributed.main_first(lambda: _prepare(out, resume, data, world))
 
     torch.manual_seed(t.seed)
@@ -113,7 +113,7 @@ def _finetune(cfg: FinetuneConfig, out: Path, resume: bool, log: TextIO, world: 
     model = Classifier(encoder.train(), _num_classes(data), head, bool(model_cfg.get("head_bn", True)))
     model.classes = list(data.train.classes)
     parts = build_parts(cfg, model, data.train.subset(data.indices), device, world, ckpt, str(out / CHECKPOINT),
-                        _finetune_method)
+                        _finetune_method, precision)
     kind = "fine-tuning from scratch (supervised baseline)" if m.random_init else f"fine-tuning {m.run}"
     if precision_line:
         print(precision_line, file=log)

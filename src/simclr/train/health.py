@@ -13,7 +13,9 @@ The NT-Xent loss falls slowly and says little about what went wrong; these three
   how many directions the representation really uses; a fall towards 1 is dimensional collapse.
 
 All three are computed without gradient and in float64, on log steps only (BENCHMARKS.md has
-their share of a step).
+their share of a step), without a device read of their own: ``HealthReading`` hands alignment and
+uniformity to the loop's one read of the step and moves the Gram matrix of h to the host in the same
+synchronisation, where the effective rank's eigenvalues are found.
 """
 
 from __future__ import annotations
@@ -23,17 +25,19 @@ import math
 import torch
 import torch.nn.functional as F
 
+from simclr.runtime import to_host_async
+
 
 @torch.no_grad()
-def alignment(z1: torch.Tensor, z2: torch.Tensor) -> float:
-    """Mean of ||z1_i/|z1_i| - z2_i/|z2_i|||^2 over the N pairs."""
+def alignment_tensor(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """``alignment`` as a 0-d tensor on z's device (nothing read back)."""
     a, b = F.normalize(z1.float(), dim=1), F.normalize(z2.float(), dim=1)
-    return float((a - b).pow(2).sum(1).mean())
+    return (a - b).pow(2).sum(1).mean()
 
 
 @torch.no_grad()
-def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
-    """log mean_{i<j} exp(-t ||z_i/|z_i| - z_j/|z_j|||^2) over the rows of ``z`` (at least 2)."""
+def uniformity_tensor(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """``uniformity`` as a 0-d float64 tensor on z's device (nothing read back)."""
     if z.shape[0] < 2:
         raise ValueError("uniformity needs at least 2 vectors")
     n = z.shape[0]
@@ -41,24 +45,46 @@ def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
     e = (u @ u.t()).mul_(2 * t).sub_(2 * t)  # -t ||u_i - u_j||^2 = -t (2 - 2 u_i.u_j)
     e.clamp_(max=0).fill_diagonal_(float("-inf"))
     # the matrix is symmetric: the mean over i < j is the mean over i != j
-    return float(torch.logsumexp(e.flatten(), 0)) - math.log(n * (n - 1))
+    return torch.logsumexp(e.flatten(), 0) - math.log(n * (n - 1))
 
 
 @torch.no_grad()
+def gram(h: torch.Tensor) -> torch.Tensor:
+    """The smaller Gram matrix of ``h`` (h^T h or h h^T) in float64: its eigenvalues are the squared
+    singular values of h (``effective_rank_of_gram``)."""
+    x = h.double()
+    return x.t() @ x if x.shape[0] >= x.shape[1] else x @ x.t()
+
+
+@torch.no_grad()
+def effective_rank_of_gram(g: torch.Tensor, eps: float = 1e-12) -> float:
+    """``effective_rank`` from ``gram(h)`` (on the CPU in a run: eigen-solvers on CUDA read the device
+    back to check their status, so the matrix travels with the log step's one read instead)."""
+    s = torch.linalg.eigvalsh(g).clamp_(min=0).sqrt_()
+    total = s.sum()
+    if total <= 0:
+        return 1.0
+    p = s / total
+    return float(torch.exp(-(p * torch.log(p + eps)).sum()))
+
+
+def alignment(z1: torch.Tensor, z2: torch.Tensor) -> float:
+    """Mean of ||z1_i/|z1_i| - z2_i/|z2_i|||^2 over the N pairs."""
+    return float(alignment_tensor(z1, z2))
+
+
+def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
+    """log mean_{i<j} exp(-t ||z_i/|z_i| - z_j/|z_j|||^2) over the rows of ``z`` (at least 2)."""
+    return float(uniformity_tensor(z, t))
+
+
 def effective_rank(h: torch.Tensor, eps: float = 1e-12) -> float:
     """exp(-sum_k p_k log p_k), p = singular values of ``h`` (rows are samples) over their sum.
 
     The singular values come from the eigenvalues of the smaller Gram matrix (h^T h or h h^T) in
     float64: 10-20x faster than an SVD, and exact enough for the entropy (the values it loses
     precision on are the ones too small to count)."""
-    x = h.double()
-    gram = x.t() @ x if x.shape[0] >= x.shape[1] else x @ x.t()
-    s = torch.linalg.eigvalsh(gram).clamp_(min=0).sqrt_()
-    total = s.sum()
-    if total <= 0:
-        return 1.0
-    p = s / total
-    return float(torch.exp(-(p * torch.log(p + eps)).sum()))
+    return effective_rank_of_gram(gram(h).cpu(), eps)
 
 
 def batch_health(h: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> dict[str, float]:
@@ -70,4 +96,27 @@ def batch_health(h: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> dict[st
     }
 
 
-__all__ = ["alignment", "batch_health", "effective_rank", "uniformity"]
+class HealthReading:
+    """The signals of a log step's batch in two halves, around the loop's one device read:
+    ``prepare`` queues the device work and returns the scalars for that read (alignment, uniformity),
+    and starts the Gram matrix's copy to the host; ``finish`` (after the read, so the copy is done)
+    adds the effective rank, computed on the host."""
+
+    def __init__(self) -> None:
+        self.host_gram: torch.Tensor | None = None
+
+    def prepare(self, h: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.host_gram = to_host_async(gram(h))
+        return {"align": alignment_tensor(z1, z2), "uniform": uniformity_tensor(torch.cat([z1, z2]))}
+
+    def finish(self) -> dict[str, float]:
+        if self.host_gram is None:
+            return {}
+        g, self.host_gram = self.host_gram, None
+        return {"rank_h": effective_rank_of_gram(g)}
+
+
+__all__ = [
+    "HealthReading", "alignment", "alignment_tensor", "batch_health", "effective_rank", "effective_rank_of_gram",
+    "gram", "uniformity", "uniformity_tensor",
+]

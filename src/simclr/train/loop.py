@@ -118,7 +118,12 @@ class Trainer:
             cb.on_train_step(self, batch, out)
         final = state.step >= self.stop_at
         log = state.step % self.log_every == 0 or b + 1 == self.steps_per_epoch or final
-        values = self.read(out) if log else {}
+        values: dict[str, float] = {}
+        if log:
+            extra: dict[str, torch.Tensor] = {}
+            for cb in self.callbacks:
+                extra.update(cb.log_tensors(self, out))
+            values = self.read(out, extra)
         self.stopping = self._agree_on_stop(log)
         event = StepEvent(state.step, state.epoch, b, self.steps_per_epoch, lr, log, final, self.stopping,
                           batch, out, time.perf_counter(), values)
@@ -126,12 +131,14 @@ class Trainer:
             cb.on_step_end(self, event)
         return event
 
-    def read(self, out: StepOutput) -> dict[str, float]:
-        """The step's loss and logs as Python floats, with the finiteness guard: one device read. Raises
-        the guard's message when a step since the last read was not finite."""
+    def read(self, out: StepOutput, extra: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+        """The step's loss and logs (and the callbacks' ``extra`` scalars) as Python floats, with the
+        finiteness guard: one device read. Raises the guard's message when a step since the last read was
+        not finite."""
         guard = self.step_fn.guard
-        names = ["loss", *out.logs]
-        tensors = [out.loss, *out.logs.values()]
+        extra = extra or {}
+        names = ["loss", *out.logs, *extra]
+        tensors = [out.loss, *out.logs.values(), *extra.values()]
         flat = torch.cat([guard.state, *(t.detach().to(guard.state).reshape(1) for t in tensors)]).tolist()
         n = guard.state.numel()
         self._raise_if_bad(flat[:n])
@@ -143,6 +150,7 @@ class Trainer:
         if message is not None:
             raise SimCLRError(message)
         self.state.last_loss = guard_values[-1]
+        self.step_fn.report_overflows(guard_values)
 
     def check_finite(self) -> None:
         """Read the guard now (before a checkpoint is written); raise its message if a step was not finite."""

@@ -123,16 +123,17 @@ def _pretrain(cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: 
     assert d.image_size is not None
     device = pick_device(distributed.rank_device(t.device, world))
     prepare_device(device)
-    # rank 0's choice on every rank: the ranks must train alike
-    t.precision, precision_line = distributed.broadcast_object(resolve_precision(t.precision, device))
+    # rank 0's choice on every rank: the ranks must train alike. config.yaml keeps what was asked (auto), so a
+    # run resumed on another machine decides again there; the choice goes to the log and every metrics record
+    precision, precision_line = distributed.broadcast_object(resolve_precision(t.precision, device))
     images = load_images(d.dataset, "pretrain", d.data_dir, d.limit, t.seed, d.image_size)
-    check_run(cfg, world, device, len(images), has_labels(images))
+    check_run(cfg, world, device, len(images), has_labels(images), precision)
     init = initial_encoder(cfg) if ckpt is None else None  # refused before the run directory exists
     distributed.main_first(lambda: prepare_run_dir(out, resume))
     if cfg.monitor.online_probe is None:
         cfg.monitor.online_probe = has_labels(images)
     training = build_training(cfg, images, device, world=world, ckpt=ckpt, loss=loss,
-                              guard_where=str(out / CHECKPOINT), log=log, init_encoder=init)
+                              guard_where=str(out / CHECKPOINT), log=log, init_encoder=init, precision=precision)
     if init is not None:
         print(f"encoder initialised from {cfg.model.init_from}", file=log)
     if precision_line:

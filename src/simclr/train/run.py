@@ -37,6 +37,7 @@ class RunParts(Protocol):
     scaler: torch.amp.GradScaler
     loader: Any
     step: TrainStep
+    precision: str  # what the run computes in (``auto`` resolved); config.yaml keeps what was asked
 
 
 def resume_checkpoint(out: Path, resume: bool) -> dict[str, Any] | None:
@@ -92,7 +93,8 @@ def fit_run(
         print(f"resuming from step {state.step} (epoch {state.epoch}, batch {state.batch_in_epoch})", file=log)
     callbacks = [
         *monitors,
-        MetricsCallback(out, t.batch_size, log, resume=ckpt is not None, main=main),
+        MetricsCallback(out, t.batch_size, log, resume=ckpt is not None, main=main,
+                        constants={"precision": parts.precision}),
         CheckpointCallback(out / CHECKPOINT, checkpoint_payload(parts), log, every_steps=t.checkpoint_every_steps,
                            main=main),
         *outputs,

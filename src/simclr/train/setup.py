@@ -61,6 +61,7 @@ class Training:
     step: TrainStep
     peak_lr: float
     global_bn: bool
+    precision: str  # what runs: ``cfg.train.precision`` resolved (``auto`` -> bf16 / fp16 / fp32 for this device)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -77,8 +78,14 @@ def build_network(cfg: PretrainConfig) -> SimCLRModel:
     )
 
 
+def run_precision(cfg: PretrainConfig, device: torch.device, precision: str | None = None) -> str:
+    """The precision a run computes in: ``precision`` when given (``--precision auto`` resolved by the
+    caller, who prints the choice), else ``cfg.train.precision``, ``auto`` resolved quietly."""
+    return precision if precision is not None else resolve_precision(cfg.train.precision, device)[0]
+
+
 def check_run(cfg: PretrainConfig, world: distributed.DistContext, device: torch.device, n_images: int,
-              labelled: bool = True) -> None:
+              labelled: bool = True, precision: str | None = None) -> None:
     """Refuse, before any work, settings this launch cannot run (same outcome on every rank)."""
     t = cfg.train
     if t.bn_views == "per-view" and world.enabled:
@@ -91,7 +98,7 @@ def check_run(cfg: PretrainConfig, world: distributed.DistContext, device: torch
             f"--batch-size {t.batch_size} (the global batch) does not divide among {world.world_size} ranks; "
             f"use a multiple of {world.world_size}"
         ))
-    check_precision(t.precision, device)
+    check_precision(run_precision(cfg, device, precision), device)
     if cfg.loss.name == "supcon" and not labelled:
         raise SimCLRError(f"--loss supcon needs labels: the {cfg.data.dataset} images have none "
                           "(use class subfolders DIR/CLASS/img.png, or --loss ntxent)")
@@ -147,14 +154,17 @@ def build_training(
     guard_where: str = "",
     log: TextIO | None = None,
     init_encoder: dict[str, Any] | None = None,
+    precision: str | None = None,
 ) -> Training:
     """The parts of a run of ``cfg`` (resolved) on ``images`` and ``device`` (see the module docstring).
 
     ``ckpt``: a checkpoint to resume from (model, optimiser, scaler, random state). ``loss``: the loss
     module (default ``NTXentLoss(cfg.loss.temperature)``). ``guard_where``: the checkpoint the
     finiteness message names. ``init_encoder``: encoder weights to start from (``--init-from``).
+    ``precision``: what ``cfg.train.precision`` resolved to (``run_precision``).
     """
     world = world or distributed.DistContext()
+    precision = run_precision(cfg, device, precision)
     d, o, t = cfg.data, cfg.optim, cfg.train
     assert d.image_size is not None and cfg.loss.temperature is not None and o.warmup_epochs is not None
     torch.manual_seed(t.seed)
@@ -175,7 +185,7 @@ def build_training(
     steps_per_epoch = len(loader)
     peak_lr = o.lr if o.lr is not None else scaled_lr(o.base_lr or 0.3, t.batch_size, o.lr_scaling)
     optimizer = build_optimizer(o.optimizer, model, peak_lr, o.weight_decay, o.momentum, o.decay_1d)
-    scaler = torch.amp.GradScaler(device.type, enabled=t.precision == "fp16")
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     if ckpt is not None:
         restore_state(ckpt, model, optimizer, scaler, device, world)
     net: nn.Module = model
@@ -189,7 +199,7 @@ def build_training(
         model, loss if loss is not None else build_loss(cfg.loss), net=net,
         bn_views=t.bn_views,
         chunk_size=t.chunk_size, prepare=to_channels_last if channels_last else identity,
-        autocast=functools.partial(autocast_context, t.precision, device), backward_scale=scaler.scale,
+        autocast=functools.partial(autocast_context, precision, device), backward_scale=scaler.scale,
     )
     schedule = functools.partial(
         lr_at, peak_lr=peak_lr, warmup_steps=round(o.warmup_epochs * steps_per_epoch),
@@ -198,7 +208,8 @@ def build_training(
     last_loss = float(ckpt["last_loss"]) if ckpt is not None else float("nan")
     step = TrainStep(method, optimizer, schedule, scaler, FiniteGuard(device, last_loss, guard_where),
                      on_overflow=functools.partial(_report_overflow, log or sys.stderr))
-    return Training(cfg, device, world, model, net, optimizer, scaler, loader, method, step, peak_lr, global_bn)
+    return Training(cfg, device, world, model, net, optimizer, scaler, loader, method, step, peak_lr, global_bn,
+                    precision)
 
 
 def training_from(overrides: dict[str, Any], images: Images | None = None, device: str | None = None) -> Training:
@@ -210,19 +221,20 @@ def training_from(overrides: dict[str, Any], images: Images | None = None, devic
     cfg = resolve(cfg)
     dev = pick_device(device or cfg.train.device)
     prepare_device(dev)
-    cfg.train.precision, line = resolve_precision(cfg.train.precision, dev)
+    precision, line = resolve_precision(cfg.train.precision, dev)
     if line:
         print(line, file=sys.stderr)
     d = cfg.data
     if images is None:
         images = load_images(d.dataset, "pretrain", d.data_dir, d.limit, cfg.train.seed, d.image_size)
-    check_run(cfg, distributed.DistContext(), dev, len(images), has_labels(images))
-    return build_training(cfg, images, dev)
+    check_run(cfg, distributed.DistContext(), dev, len(images), has_labels(images), precision)
+    return build_training(cfg, images, dev, precision=precision)
 
 
-def _report_overflow(log: TextIO, step: int, scale: float) -> None:
-    print(f"\nfp16 gradients overflowed at step {step}: the step was skipped and the loss scale lowered to "
-          f"{scale:g} (the grad scaler's job)", file=log)
+def _report_overflow(log: TextIO, step: int, scale: float, skipped: int) -> None:
+    where = f"at {skipped} steps since the last log, the last step {step}" if skipped > 1 else f"at step {step}"
+    print(f"\nfp16 gradients overflowed {where}: skipped, and the loss scale lowered to {scale:g} "
+          "(the grad scaler's job)", file=log)
 
 
 def describe(training: Training) -> str:
@@ -248,7 +260,7 @@ def describe(training: Training) -> str:
         f"| weight decay {o.weight_decay}{' (biases and BN too)' if o.decay_1d else ''} "
         f"| warm-up {o.warmup_epochs} epochs then cosine{' per epoch' if o.lr_schedule == 'epoch' else ''}\n"
         f"batch {t.batch_size} x {training.steps_per_epoch} steps/epoch x {t.epochs} epochs | "
-        f"{t.precision} on {training.device}"
+        f"{training.precision}{' (auto)' if t.precision == 'auto' else ''} on {training.device}"
         + (f" | gradient in chunks of {t.chunk_size} images" if t.chunk_size else "")
         + (" | BN statistics per view" if t.bn_views == "per-view" else "")
         + (
@@ -262,6 +274,6 @@ def describe(training: Training) -> str:
 
 __all__ = [
     "Training", "build_loss", "build_network", "build_training", "check_run", "describe", "describe_loss",
-    "restore_state",
+    "restore_state", "run_precision",
     "training_from",
 ]

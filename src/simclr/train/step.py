@@ -9,7 +9,11 @@ reads them all at once (``read``), at most ``log_every`` steps later.
 ``FiniteGuard`` is that check: a few device-side ops per step record the first step whose loss or
 gradients were not finite (and whether its input batch was), and the last finite loss. ``check``
 reads them and raises the run's stop message; the loop calls it on log steps and before every
-checkpoint, so a checkpoint on disk never holds weights that a non-finite step touched.
+checkpoint, so a checkpoint on disk never holds weights that a non-finite step touched. Under fp16 it
+also counts the steps the grad scaler skipped for overflowing gradients (the loop reports them after
+its read). fp16 costs one host read per step all the same: torch's ``GradScaler.step`` reads its
+overflow flag to decide whether to step the optimiser (its design, for any optimiser without a fused
+scaler-aware step).
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from simclr.errors import SimCLRError
 from simclr.methods.base import Method, StepOutput
 
 # FiniteGuard.state: first bad step (-1: none yet), kind (1 loss, 2 gradients), its inputs were not
-# finite (0/1), the bad value (the loss, or the gradient norm), the loss of that step, the last finite loss
-_FIRST, _KIND, _INPUTS, _VALUE, _LOSS, _LAST = range(6)
+# finite (0/1), the bad value (the loss, or the gradient norm), the loss of that step, the fp16 steps skipped
+# for overflowing gradients (a count) and the last of them (-1: none), the last finite loss (always last)
+_FIRST, _KIND, _INPUTS, _VALUE, _LOSS, _OVERFLOWS, _OVERFLOW_STEP, _LAST = range(8)
 
 
 def _floating(batch: Any) -> Iterable[torch.Tensor]:
@@ -37,8 +42,24 @@ class FiniteGuard:
     """Device-side record of the first non-finite loss or gradient (see the module docstring)."""
 
     def __init__(self, device: torch.device, last_loss: float = math.nan, where: str = "") -> None:
-        self.state = torch.tensor([-1.0, 0.0, 0.0, math.nan, math.nan, last_loss], dtype=torch.float64, device=device)
+        self.state = torch.tensor([-1.0, 0.0, 0.0, math.nan, math.nan, 0.0, -1.0, last_loss], dtype=torch.float64,
+                                  device=device)
         self.where = where  # the checkpoint kept, for the message
+
+    def observe_overflow(self, step: int, grad_norm: torch.Tensor | None) -> None:
+        """Count an fp16 step whose (unscaled) gradients were not finite: the grad scaler skips it."""
+        if grad_norm is None:
+            return
+        s = self.state
+        bad = ~torch.isfinite(grad_norm.detach())
+        count = s[_OVERFLOWS] + bad.to(torch.float64)
+        last = torch.where(bad, s.new_full((), float(step)), s[_OVERFLOW_STEP])
+        self.state = torch.cat([s[:_OVERFLOWS], torch.stack([count, last]), s[_LAST:]])
+
+    @staticmethod
+    def overflows(values: list[float]) -> tuple[int, int]:
+        """(fp16 steps skipped so far, the last of them) from the guard's state as read."""
+        return int(values[_OVERFLOWS]), int(values[_OVERFLOW_STEP])
 
     def observe(self, step: int, loss: torch.Tensor, grad_norm: torch.Tensor | None, batch: Any) -> None:
         s = self.state
@@ -53,7 +74,8 @@ class FiniteGuard:
         fresh = no_bad_yet & ~ok
         candidate = torch.stack([
             loss_d.new_full((), float(step)), torch.where(loss_ok, 2.0, 1.0).to(torch.float64),
-            (~inputs_ok).to(torch.float64), torch.where(loss_ok, grad_d, loss_d), loss_d, s[_LAST],
+            (~inputs_ok).to(torch.float64), torch.where(loss_ok, grad_d, loss_d), loss_d, s[_OVERFLOWS],
+            s[_OVERFLOW_STEP], s[_LAST],
         ])
         s = torch.where(fresh, candidate, s)
         self.state = torch.cat([s[:_LAST], torch.where(ok & no_bad_yet, loss_d, s[_LAST]).view(1)])
@@ -98,8 +120,9 @@ class TrainStep:
         optimizer: over ``method.model``'s parameters.
         lr_at: the learning rate of a global step (0-based).
         scaler: the fp16 gradient scaler (disabled otherwise).
-        guard: the finiteness record.
-        on_overflow: told of each fp16 step the scaler skipped: (step, the new loss scale).
+        guard: the finiteness record (and the count of fp16 steps the scaler skipped).
+        on_overflow: told, after a log step's read, of fp16 steps the scaler skipped since the last one:
+            (the last such step, the loss scale now, how many).
     """
 
     def __init__(
@@ -109,11 +132,12 @@ class TrainStep:
         lr_at: Callable[[int], float],
         scaler: torch.amp.GradScaler,
         guard: FiniteGuard,
-        on_overflow: Callable[[int, float], None] | None = None,
+        on_overflow: Callable[[int, float, int], None] | None = None,
     ) -> None:
         self.method, self.optimizer, self.lr_at = method, optimizer, lr_at
         self.scaler, self.guard, self.on_overflow = scaler, guard, on_overflow
         self.params = [p for p in method.model.parameters() if p.requires_grad]
+        self.overflows_reported = 0
 
     def __call__(self, batch: Any, step: int) -> StepOutput:
         lr = self.lr_at(step)
@@ -124,18 +148,26 @@ class TrainStep:
         if not out.backward_done:
             self.scaler.scale(out.loss).backward()
         if self.scaler.is_enabled():
-            # fp16: the scaler skips a step whose gradients overflowed; torch's GradScaler reads its
-            # overflow flag on the host every step (its own design), and so does the report below
+            # fp16: the scaler skips a step whose gradients overflowed. Unscaled first (no host read), the
+            # gradients' norm tells the guard, on the device, whether this one did; the scaler's own step
+            # then reads its overflow flag (GradScaler's one host read per step)
+            self.scaler.unscale_(self.optimizer)
             self.guard.observe(step, out.loss, None, batch)
-            scale_before = self.scaler.get_scale()
+            self.guard.observe_overflow(step, grad_norm(self.params))
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            if self.scaler.get_scale() < scale_before and self.on_overflow is not None:
-                self.on_overflow(step, self.scaler.get_scale())
         else:
             self.guard.observe(step, out.loss, grad_norm(self.params), batch)
             self.optimizer.step()
         return out
+
+    def report_overflows(self, guard_values: list[float]) -> None:
+        """Tell ``on_overflow`` of the fp16 steps skipped since the last report (``guard_values``: the
+        guard's state as a log step read it). Only then is the loss scale read (one more host read)."""
+        count, last = self.guard.overflows(guard_values)
+        if count > self.overflows_reported and self.on_overflow is not None:
+            self.on_overflow(last, self.scaler.get_scale(), count - self.overflows_reported)
+        self.overflows_reported = count
 
 
 __all__ = ["FiniteGuard", "TrainStep", "grad_norm"]

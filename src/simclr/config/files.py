@@ -115,6 +115,7 @@ def load_preset(name: str) -> dict[str, Any]:
         raise SimCLRError(f"unknown preset {name!r}{suggest(name, names)}: choose one of {', '.join(names)}")
     data = yaml.safe_load((resources.files("simclr") / "presets" / f"{name}.yaml").read_text())
     data.pop("reported", None)  # documentation: the figure the paper reports for this recipe
+    data.pop("notes", None)  # documentation: what the recipe needs (memory)
     return data
 
 

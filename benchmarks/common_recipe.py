@@ -1,9 +1,9 @@
 """End-to-end pretraining throughput: simclr vs the common recipe, side by side on this machine.
 
-The common recipe, as public SimCLR implementations write it: torchvision's ``resnet18`` (ImageNet
-stem) with a 2-layer MLP head, PIL images through torchvision transforms (RandomResizedCrop, flip,
-ColorJitter 0.8 x s, RandomGrayscale 0.2, ToTensor) in 2 DataLoader workers, two views per image,
-NT-Xent, SGD momentum 0.9, fp32, NCHW. simclr: ``simclr pretrain`` with the same model size,
+The common recipe, as public SimCLR implementations write it (``common_baseline.py``): torchvision's
+``resnet18`` (ImageNet stem) with a 2-layer MLP head, PIL images through torchvision transforms
+(RandomResizedCrop, flip, ColorJitter 0.8 x s, RandomGrayscale 0.2, ToTensor) in 2 DataLoader workers,
+two views per image, NT-Xent, SGD momentum 0.9, fp32, NCHW. simclr: ``simclr pretrain`` with the same model size,
 recipe and batch (its defaults: batched augmentation on the training device, channels_last, tiny-map
 convolutions as matmuls). Both on Fashion-MNIST 28 px, batch 256, colour strength 0.5, no blur.
 
@@ -31,55 +31,22 @@ LOG_EVERY = 5  # simclr's log interval here (its default is 10): --steps and --w
 
 
 def common_worker(steps: int, warmup: int) -> None:
-    """The common recipe's training loop; prints images/s as JSON."""
+    """The common recipe's training loop (``common_baseline.py``); prints images/s as JSON."""
     import torch
-    import torch.nn.functional as F
-    import torchvision
+    from common_baseline import CommonPairs, CommonStep, common_loader, common_view
     from PIL import Image
-    from torch import nn
-    from torchvision import transforms as T
 
     from simclr.data.sources import load_images
 
     images = load_images("fashion-mnist", "pretrain", DATA, None, 0, 28).images[:, 0].numpy()
-    s = 0.5
-    view = T.Compose([
-        T.RandomResizedCrop(28),
-        T.RandomHorizontalFlip(),
-        T.RandomApply([T.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=0.8),
-        T.RandomGrayscale(p=0.2),
-        T.ToTensor(),
-    ])
-
-    class Pairs(torch.utils.data.Dataset):
-        def __len__(self) -> int:
-            return len(images)
-
-        def __getitem__(self, i: int):  # noqa: ANN204
-            img = Image.fromarray(images[i]).convert("RGB")
-            return view(img), view(img)
-
-    loader = torch.utils.data.DataLoader(Pairs(), batch_size=256, shuffle=True, num_workers=2, drop_last=True,
-                                         persistent_workers=True)
-    model = torchvision.models.resnet18()
-    model.fc = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 128))
-    opt = torch.optim.SGD(model.parameters(), lr=0.06, momentum=0.9, weight_decay=5e-4)
-
-    def nt_xent(z1: torch.Tensor, z2: torch.Tensor, tau: float = 0.5) -> torch.Tensor:
-        z = F.normalize(torch.cat([z1, z2]), dim=1)
-        n = z1.shape[0]
-        logits = (z @ z.t() / tau).fill_diagonal_(float("-inf"))
-        targets = (torch.arange(2 * n) + n) % (2 * n)
-        return F.cross_entropy(logits, targets)
-
+    pairs = CommonPairs(len(images), lambda i: Image.fromarray(images[i]), common_view(28, s=0.5))
+    loader = common_loader(pairs, 256, workers=2, pin=False)
+    step = CommonStep("resnet18", torch.device("cpu"), "fp32", lr=0.06, tau=0.5)
     done, t0 = 0, 0.0
     for v1, v2 in loader:
         if done == warmup:
             t0 = time.perf_counter()
-        loss = nt_xent(*model(torch.cat([v1, v2])).chunk(2))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        step(v1, v2)
         done += 1
         if done == steps:
             break

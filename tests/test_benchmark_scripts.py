@@ -8,10 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_gpu_check_runs_in_quick_mode_on_cpu(tmp_path: Path) -> None:
+    """Every section runs on a CPU with tiny sizes, so the script is tested before any GPU time is spent;
+    the JSON names the commit and the versions, and puts the common recipe beside simclr everywhere."""
     out = tmp_path / "gpu_check.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
@@ -20,16 +24,25 @@ def test_gpu_check_runs_in_quick_mode_on_cpu(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
+    env_ = result["environment"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert env_["commit"] == (head or "unknown") and env_["torch"] and "cudnn" in env_ and "driver" in env_
     aug = result["augmentation"]
     assert aug["max_abs_diff"] == 0.0  # CPU against CPU: the same draws give the same views
     assert aug["32px_images_per_s"] > 0 and aug["224px_images_per_s"] > 0
-    names = [r["setting"] for r in result["model_step"]]
-    assert names == [r["setting"] for r in result["augmented_step"]]
-    assert names == ["resnet18-cifar-16px-x0.25", "resnet50-imagenet-32px-x0.25"]
+    names = ["resnet18-32px", "resnet50-64px"]
+    for section in ("model_step", "in_memory"):
+        assert [r["setting"] for r in result[section]] == names
+    for r in [*result["model_step"], *result["in_memory"], result["jpeg_folder"]]:
+        assert r["simclr_images_per_s"] > 0 and r["common_images_per_s"] > 0
+        assert r["ratio"] == pytest.approx(r["simclr_images_per_s"] / r["common_images_per_s"], rel=1e-6)
     for r in result["model_step"]:
-        assert r["images_per_s"] > 0 and r["gflop_per_image"] > 0 and r["host_syncs_per_step"] is None  # no CUDA
-    assert result["pretrain"]["images_per_s_median_late"] > 0 and "decoding" in result["pretrain"]["excludes"]
-    assert "augmentation, device vs CPU values" in proc.stdout
+        assert r["gflop_per_image"] > 0 and r["host_syncs_per_step"] is None  # no CUDA here
+    assert "decoding" in result["in_memory"][0]["excludes"] and "JPEG" in result["jpeg_folder"]["includes"]
+    assert result["pretrain"]["images_per_s_median_late"] > 0 and "no checkpoint" in result["pretrain"]["excludes"]
+    dist = result["distributed"]
+    assert dist["backend"] == "gloo" and dist["ranks"] == 2 and dist["all_images_per_s"] > 0
+    assert "augmentation, device vs CPU values" in proc.stdout and "common recipe" in proc.stdout
 
 
 def test_gpu_check_says_what_is_missing(tmp_path: Path) -> None:

@@ -59,13 +59,15 @@ def run_common(steps: int, warmup: int) -> float:
     return json.loads(r.stdout.strip().splitlines()[-1])["images_per_s"]
 
 
-def run_simclr(steps: int, warmup: int, out: Path, extra: tuple[str, ...] = ()) -> float:
+def run_simclr(steps: int, warmup: int, out: Path, extra: tuple[str, ...] = (), env: dict | None = None) -> float:
+    """``simclr pretrain`` of the same recipe for ``steps`` steps in a fresh process (``env``: e.g. a PYTHONPATH
+    naming another checkout's src/); images/s over the log intervals after ``warmup`` steps."""
     subprocess.run([sys.executable, "-m", "simclr", "pretrain", "--dataset", "fashion-mnist", "--data-dir", DATA,
                     "--out", str(out), "--arch", "resnet18", "--stem", "imagenet", "--image-size", "28",
                     "--batch-size", "256", "--max-steps", str(steps), "--epochs", "5", "--temperature", "0.5",
                     "--color-strength", "0.5", "--no-blur", "--optimizer", "sgd", "--base-lr", "0.06",
-                    "--weight-decay", "5e-4", "--warmup-epochs", "0", "--precision", "fp32", "--device", "cpu",
-                    "--log-every", str(LOG_EVERY), *extra], capture_output=True, check=True)
+                    "--weight-decay", "5e-4", "--warmup-epochs", "0", "--device", "cpu",
+                    "--log-every", str(LOG_EVERY), *extra], capture_output=True, check=True, env=env)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line]
     # images / time over the steps after warm-up, from the rates of the log intervals after it (each
     # interval is LOG_EVERY steps; a log step also computes the health signals, as in a real run)
@@ -86,7 +88,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
             common.append(run_common(args.steps, args.warmup))
-            ours.append(run_simclr(args.steps, args.warmup, Path(tmp) / f"run{i}", tuple(args.simclr_flags.split())))
+            ours.append(run_simclr(args.steps, args.warmup, Path(tmp) / f"run{i}",
+                                   ("--precision", "fp32", *args.simclr_flags.split())))
             print(f"repeat {i}: common recipe {common[-1]:.1f} images/s | simclr {ours[-1]:.1f} images/s "
                   f"| ratio {ours[-1] / common[-1]:.2f}", flush=True)
     mo, mc = statistics.median(ours), statistics.median(common)

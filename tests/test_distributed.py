@@ -421,6 +421,7 @@ def _gpu_launch_worker(rank: int, world: int, store: str, out_dir: str, gpus: in
     try:
         ctx = distributed.init_from_env(device)
         seen["devices"] = [distributed.rank_device(d, ctx) for d in ("cuda", "auto", "cpu")]
+        dist.barrier()  # both ranks done connecting before either tears the group down
         distributed.shutdown()
     except Exception as e:  # noqa: BLE001
         seen["error"] = str(e)

@@ -6,6 +6,7 @@ from simclr.errors import SimCLRError
 from simclr.eval import extract_features, knn_eval, linear_eval
 from simclr.losses import DistillLoss, NTXentLoss, SupConLoss, nt_xent
 from simclr.models import ResNet, SimCLRModel, build_encoder, build_head, build_model
+from simclr.models.backbones import Backbone, EncoderSpec
 from simclr.models.classifier import Classifier, load_classifier
 from simclr.models.weights import load_encoder, load_head
 from simclr.optim import LARS, lr_at, scaled_lr
@@ -18,10 +19,12 @@ __version__ = "0.1.0"
 __all__ = [
     "LARS",
     "AugmentConfig",
+    "Backbone",
     "Callback",
     "Classifier",
     "DistillLoss",
     "Embeddings",
+    "EncoderSpec",
     "NTXentLoss",
     "PretrainConfig",
     "ResNet",

@@ -7,3 +7,11 @@ class SimCLRError(Exception):
     The message must say what to change. The CLI prints it on one line and exits with
     status 2, without a traceback.
     """
+
+
+def suggest(word: str, options: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``options`` to a misspelt ``word`` (empty if none is close)."""
+    import difflib
+
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

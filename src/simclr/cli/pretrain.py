@@ -1,4 +1,5 @@
-"""``simclr pretrain`` and ``simclr presets``: a run from flags, a preset and/or a YAML config."""
+"""``simclr pretrain``, ``simclr presets`` and ``simclr backbones``: a run from flags, a preset and/or a YAML
+config, and what ``--preset`` and ``--arch`` take."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     add_config_flags(p, FLAGS)
     sub.add_parser("presets", help="list the shipped presets and the figures the paper reports")
-    return {"pretrain": pretrain_command, "presets": presets_command}
+    b = sub.add_parser("backbones", help="list the backbone families --arch takes, or the names of one")
+    b.add_argument("library", nargs="?", choices=("torchvision", "timm"), help="list this library's model names")
+    b.add_argument("--filter", default="", help="only names containing this (e.g. vit, convnext)")
+    return {"pretrain": pretrain_command, "presets": presets_command, "backbones": backbones_command}
 
 
 def config_from_args(args: argparse.Namespace) -> PretrainConfig:
@@ -65,4 +69,17 @@ def presets_command(args: argparse.Namespace) -> int:  # noqa: ARG001
         print(f"{name}: {data.get('reported', '')}")
         if data.get("notes"):
             print(f"    {data['notes']}")
+    return 0
+
+
+def backbones_command(args: argparse.Namespace) -> int:
+    from simclr.models.backbones import backbone_rows, library_names
+
+    if args.library is None:
+        for fam, example, what in backbone_rows():
+            print(f"{fam:12s} --arch {example:28s} {what}")
+        print("names of a library: simclr backbones torchvision|timm [--filter vit]")
+        return 0
+    names = [n for n in library_names(args.library) if args.filter in n]
+    print("\n".join(f"{args.library}/{n}" for n in names))
     return 0

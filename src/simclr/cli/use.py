@@ -11,13 +11,13 @@ from typing import Any
 
 import torch
 from PIL import Image
+from torch import nn
 
 from simclr.data.folder import FolderImages, header_ok, scan_folder
 from simclr.data.images import Images
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
 from simclr.io import atomic_write_text
-from simclr.models.encoder import ResNet
 from simclr.models.weights import ENCODER, load_encoder, load_head
 from simclr.runtime import pick_device, resolve_precision
 from simclr.use.embeddings import Embeddings, embed_images, fingerprint
@@ -70,7 +70,7 @@ def add_image_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="only the first N images")
 
 
-def finished_encoder(run: str) -> ResNet:
+def finished_encoder(run: str) -> nn.Module:
     """The finished encoder of a run directory or an encoder file (a run still training: one line)."""
     p = Path(run)
     if p.is_dir() and not (p / ENCODER).is_file():

@@ -7,7 +7,6 @@ misspelt section or key gets a "did you mean".
 
 from __future__ import annotations
 
-import difflib
 import math
 import typing
 from dataclasses import fields
@@ -18,12 +17,7 @@ from typing import Any
 import yaml
 
 from simclr.config.schema import sections
-from simclr.errors import SimCLRError
-
-
-def suggest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+from simclr.errors import SimCLRError, suggest
 
 
 def apply_overrides(cfg: Any, overrides: dict[str, Any], source: str) -> None:
@@ -31,7 +25,7 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any], source: str) -> None:
     from a nested dict (YAML) or from ``{"section.key": v}``."""
     flat: dict[str, Any] = {}
     for k, v in overrides.items():
-        if isinstance(v, dict):
+        if isinstance(v, dict) and "." not in k:  # a section (``section.key`` values may be mappings themselves)
             for kk, vv in v.items():
                 flat[f"{k}.{kk}"] = vv
         else:

@@ -12,7 +12,8 @@ from simclr.config.schema import PretrainConfig
 from simclr.data.sources import DATASETS
 from simclr.errors import SimCLRError
 from simclr.losses import LOSSES
-from simclr.models.encoder import ARCHS, INPUT_NORMS, STEMS
+from simclr.models.backbones import check_arch, family, is_transformer, resolve_stem
+from simclr.models.encoder import INPUT_NORMS, STEMS
 from simclr.models.heads import HEADS
 from simclr.optim import DEFAULT_BASE_LR, LR_SCHEDULES, OPTIMIZERS
 from simclr.runtime import PRECISION_CHOICES
@@ -37,14 +38,19 @@ def resolve(cfg: PretrainConfig) -> PretrainConfig:
         a.color_strength = defaults.color_strength
     if a.crop_scale is None:
         a.crop_scale = defaults.crop_scale or (0.08, 1.0)
-    if cfg.model.stem == "auto" and defaults.stem is not None:
+    if cfg.model.stem == "auto" and defaults.stem is not None and family(cfg.model.arch) == "simclr":
         cfg.model.stem = defaults.stem
+    transformer = is_transformer(cfg.model.arch)  # MoCo v3's recipe for ViTs: AdamW, 1.5e-4 x B/256, wd 0.1
+    if o.optimizer is None:
+        o.optimizer = "adamw" if transformer else "lars"
+    if o.weight_decay is None:
+        o.weight_decay = 0.1 if transformer and o.optimizer == "adamw" else 1e-6
     if a.blur is None:
         a.blur = d.image_size > 32
     if lo.temperature is None:
         lo.temperature = defaults.temperature
     if o.base_lr is None:
-        o.base_lr = DEFAULT_BASE_LR.get(o.optimizer, 0.3)
+        o.base_lr = 1.5e-4 if transformer and o.optimizer == "adamw" else DEFAULT_BASE_LR.get(o.optimizer, 0.3)
     if o.warmup_epochs is None:
         o.warmup_epochs = min(10.0, 0.1 * t.epochs)
     validate(cfg)
@@ -53,8 +59,17 @@ def resolve(cfg: PretrainConfig) -> PretrainConfig:
 
 def validate(cfg: PretrainConfig) -> None:
     d, m, a, lo, o, t, mo = cfg.data, cfg.model, cfg.augment, cfg.loss, cfg.optim, cfg.train, cfg.monitor
-    _check_choice(m.arch, list(ARCHS), "--arch")
+    check_arch(m.arch)
     _check_choice(m.stem, ("auto", *STEMS), "--stem")
+    if family(m.arch) != "simclr":
+        if m.width_multiplier != 1:
+            raise SimCLRError(f"--width-multiplier is simclr's ResNet's; {m.arch} has its own sizes (got "
+                              f"x{m.width_multiplier:g}): choose a wider or narrower model by name")
+        if resolve_stem(m.stem, d.image_size or 224, m.arch) == "cifar" and resolve_stem("auto", 8, m.arch) != "cifar":
+            raise SimCLRError(f"--stem cifar (the small-image stem: 3x3 stride-1 conv, no max-pool) is for ResNet-like "
+                              f"backbones; {m.arch} keeps its own stem: use --stem imagenet")
+    if m.backbone_kwargs is not None and not isinstance(m.backbone_kwargs, dict):
+        raise SimCLRError(f"model.backbone_kwargs must be a mapping of keyword arguments, got {m.backbone_kwargs!r}")
     _check_choice(m.input_norm, list(INPUT_NORMS), "--input-norm")
     _check_choice(m.head, HEADS, "--head")
     _check_choice(o.optimizer, OPTIMIZERS, "--optimizer")
@@ -84,7 +99,7 @@ def validate(cfg: PretrainConfig) -> None:
          f"--semi-hard is for --loss ntlogistic or triplet, not {lo.name}"),
         (o.lr is None or (o.lr > 0 and math.isfinite(o.lr)), f"--lr must be > 0, got {o.lr}"),
         (o.base_lr is not None and o.base_lr > 0, f"--base-lr must be > 0, got {o.base_lr}"),
-        (o.weight_decay >= 0, f"--weight-decay must be >= 0, got {o.weight_decay}"),
+        (o.weight_decay is not None and o.weight_decay >= 0, f"--weight-decay must be >= 0, got {o.weight_decay}"),
         (0 <= o.momentum < 1, f"--momentum must be in [0, 1), got {o.momentum}"),
         (o.warmup_epochs is not None and o.warmup_epochs >= 0, f"--warmup-epochs must be >= 0, got {o.warmup_epochs}"),
         (t.epochs >= 1, f"--epochs must be >= 1, got {t.epochs}"),

@@ -31,9 +31,16 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    arch: str = opt("resnet18", "resnet18 (default), resnet34, resnet50, resnet101, resnet152")
-    width_multiplier: float = opt(1.0, "scales every filter count, stem included (0.25-4)")
-    stem: str = opt("auto", "auto (cifar at <= 32 px), cifar or imagenet")
+    arch: str = opt(
+        "resnet18", "the encoder f: resnet18 (default), resnet34, resnet50, resnet101, resnet152 (simclr's ResNet), "
+        "torchvision/<name> (any torchvision classification model) or timm/<name> (any timm model, pip install "
+        "'simclr[timm]'); simclr backbones lists the families")
+    width_multiplier: float = opt(1.0, "scales every filter count, stem included (0.25-4; simclr's ResNet only)")
+    stem: str = opt("auto", "auto (cifar at <= 32 px for ResNet-like backbones), cifar (3x3 stride-1 conv, no "
+                            "max-pool) or imagenet (the model's own)")
+    backbone_kwargs: dict[str, Any] | None = opt(
+        None, "keyword arguments of the torchvision / timm constructor, e.g. {patch_size: 4} for a timm ViT on "
+        "28 px images", cli=False)
     head: str = opt("mlp", "projection head: mlp (default), linear or none")
     head_layers: int = opt(2, "mlp head depth: 2 = SimCLR v1 (default), 3 = v2")
     head_bn: bool = opt(True, "BN in the head as the official code (default on)")
@@ -115,12 +122,15 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    optimizer: str = opt("lars", "lars (default), sgd or adamw")
+    optimizer: str | None = opt(
+        None, "lars (default), sgd or adamw (default for transformer backbones, with lr 1.5e-4 x B/256 and weight "
+        "decay 0.1, as MoCo v3 found for ViTs)")
     lr: float | None = opt(None, "peak learning rate (default: --base-lr scaled by the batch size)")
     base_lr: float | None = opt(
-        None, "lr per 256 images (linear) or per sqrt(B) (sqrt); lars 0.3, sgd 0.06, adamw 1e-3")
+        None, "lr per 256 images (linear) or per sqrt(B) (sqrt); lars 0.3, sgd 0.06, adamw 1e-3 (1.5e-4 for "
+        "transformers)")
     lr_scaling: str = opt("linear", "linear (base x B/256) or sqrt (base x sqrt(B), base 0.075)")
-    weight_decay: float = opt(1e-6, "weight decay, not on biases and BN (default 1e-6)")
+    weight_decay: float | None = opt(None, "weight decay, not on biases and BN (default 1e-6; 0.1 for transformers)")
     momentum: float = opt(0.9, "momentum (default 0.9)")
     warmup_epochs: float | None = opt(None, "linear warm-up length (default 10%% of epochs, at most 10)")
     lr_schedule: str = opt(

@@ -26,7 +26,7 @@ from simclr.errors import SimCLRError
 from simclr.eval.features import check_finite, extract_features
 from simclr.eval.knn import knn_eval
 from simclr.eval.linear import linear_eval
-from simclr.models.encoder import ResNet
+from simclr.models.backbones import spec_of
 from simclr.models.weights import load_encoder, load_head
 from simclr.runtime import pick_device, resolve_precision
 
@@ -49,12 +49,11 @@ def _run_data_config(run: str | os.PathLike) -> dict[str, Any]:
     return load_yaml(run_dir / "config.yaml").get("data", {}) if (run_dir / "config.yaml").exists() else {}
 
 
-def untrained_like(encoder: ResNet, seed: int = 0) -> ResNet:
-    """The same architecture untrained, with a standard init (BN gamma 1, not training's zero-gamma
-    start): the fair baseline."""
+def untrained_like(encoder: nn.Module, seed: int = 0) -> nn.Module:
+    """The same architecture untrained, with a standard init (simclr's ResNet: BN gamma 1, not training's
+    zero-gamma start): the fair baseline."""
     torch.manual_seed(seed)
-    fresh = ResNet(encoder.arch, encoder.width_multiplier, encoder.stem_type, zero_init_residual=False,
-                   input_norm=encoder.input_norm)
+    fresh = spec_of(encoder).build(zero_init_residual=False)
     fresh.image_size = encoder.image_size  # type: ignore[assignment]
     return fresh.eval()
 

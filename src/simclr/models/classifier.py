@@ -17,7 +17,7 @@ from torch import nn
 
 from simclr.errors import SimCLRError
 from simclr.io import safe_load
-from simclr.models.encoder import ResNet
+from simclr.models.backbones import EncoderSpec, spec_of
 from simclr.models.heads import hidden_layers
 
 CLASSIFIER = "classifier.pt"
@@ -27,7 +27,7 @@ CLASSIFIER_FORMAT = "simclr-classifier"
 class Classifier(nn.Module):
     """x -> logits: an encoder f, the kept hidden layers of its projection head, a linear layer."""
 
-    def __init__(self, encoder: ResNet, num_classes: int, head: nn.Sequential | None = None,
+    def __init__(self, encoder: nn.Module, num_classes: int, head: nn.Sequential | None = None,
                  head_bn: bool = True) -> None:
         super().__init__()
         if num_classes < 2:
@@ -57,14 +57,12 @@ def classifier_payload(model: Classifier, image_size: int, info: dict[str, Any] 
     """What ``classifier.pt`` holds: the architecture, the class names, the weights, and ``info``
     (how it was trained: plain values)."""
     enc = model.encoder
+    spec = spec_of(enc).to_dict()
+    spec["image_size"] = int(image_size)
     return {
         "format": CLASSIFIER_FORMAT,
         "version": 1,
-        "arch": enc.arch,
-        "width_multiplier": enc.width_multiplier,
-        "stem": enc.stem_type,
-        "input_norm": enc.input_norm,
-        "image_size": int(image_size),
+        **spec,
         "feature_dim": enc.feature_dim,
         "head_layers": model.head_layers,
         "head_bn": model.head_bn,
@@ -76,7 +74,7 @@ def classifier_payload(model: Classifier, image_size: int, info: dict[str, Any] 
 
 
 def classifier_from_payload(obj: dict[str, Any], where: str = "classifier") -> Classifier:
-    encoder = ResNet(obj["arch"], obj["width_multiplier"], obj["stem"], input_norm=obj.get("input_norm", "none"))
+    encoder = EncoderSpec.from_dict(obj).build()
     head = hidden_layers(encoder.feature_dim, int(obj["head_layers"]), bool(obj["head_bn"]))
     model = Classifier(encoder, int(obj["num_classes"]), head, bool(obj["head_bn"]))
     try:

@@ -48,9 +48,8 @@ def from_torchvision(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def backbone_state(obj: Any, where: str = "the file") -> dict[str, torch.Tensor]:
-    """The torchvision-layout ResNet tensors of a loaded file: unwrapped, the prefix stripped. Keys outside
-    the backbone's prefix (a projection head, an optimiser) are left out."""
+def unwrap_state(obj: Any, where: str = "the file") -> dict[str, torch.Tensor]:  # noqa: ANN401
+    """The tensors of a loaded state-dict file, out of its wrappers (``{"state_dict": {"model": ...}}``)."""
     for _ in range(3):  # {"state_dict": {"model": {...}}} and the like
         if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
             inner = next((obj[w] for w in WRAPPERS if isinstance(obj.get(w), dict)), None)
@@ -59,7 +58,29 @@ def backbone_state(obj: Any, where: str = "the file") -> dict[str, torch.Tensor]
             obj = inner
     if not isinstance(obj, dict):
         raise SimCLRError(f"{where} holds no state dict")
-    tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    return {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+
+
+def matching_prefix(tensors: dict[str, torch.Tensor], want: set[str]) -> dict[str, torch.Tensor]:
+    """``tensors`` with the prefix stripped (``module.``, ``backbone.``, ...) under which most keys of ``want``
+    are found (none: as they are)."""
+    best, hits = "", sum(k in want for k in tensors)
+    for k in tensors:
+        for w in want:
+            if k.endswith("." + w):
+                prefix = k[: -len(w)]
+                n = sum(key[len(prefix):] in want for key in tensors if key.startswith(prefix))
+                if n > hits:
+                    best, hits = prefix, n
+        if hits == len(want):
+            break
+    return {k[len(best):]: v for k, v in tensors.items() if k.startswith(best)}
+
+
+def backbone_state(obj: Any, where: str = "the file") -> dict[str, torch.Tensor]:
+    """The torchvision-layout ResNet tensors of a loaded file: unwrapped, the prefix stripped. Keys outside
+    the backbone's prefix (a projection head, an optimiser) are left out."""
+    tensors = unwrap_state(obj, where)
     anchors = [k[: -len("layer1.0.conv1.weight")] for k in tensors if k.endswith("layer1.0.conv1.weight")]
     prefixes = [p for p in anchors if p + "conv1.weight" in tensors]
     if not prefixes:
@@ -86,4 +107,5 @@ def detect(state: dict[str, torch.Tensor]) -> tuple[str, float, str]:
     return arch, width, stem
 
 
-__all__ = ["WRAPPERS", "backbone_state", "detect", "from_torchvision", "to_torchvision"]
+__all__ = ["WRAPPERS", "backbone_state", "detect", "from_torchvision", "matching_prefix", "to_torchvision",
+           "unwrap_state"]

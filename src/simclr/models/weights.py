@@ -18,9 +18,10 @@ from torch import nn
 
 from simclr.errors import SimCLRError
 from simclr.io import safe_load
-from simclr.models.encoder import ResNet, resolve_stem
+from simclr.models.backbones import Backbone, EncoderSpec, family, resolve_stem, spec_of
+from simclr.models.encoder import ResNet
 from simclr.models.heads import build_head
-from simclr.models.interop import backbone_state, detect, from_torchvision
+from simclr.models.interop import backbone_state, detect, from_torchvision, matching_prefix, unwrap_state
 
 CHECKPOINT = "checkpoint.pt"
 ENCODER = "encoder.pt"
@@ -30,44 +31,63 @@ SAFETENSORS_FORMAT = "simclr-encoder-safetensors-v1"
 HF_WEIGHTS = "model.safetensors"  # the weights file of an `export --format hf` folder
 
 
-def encoder_payload(encoder: ResNet, image_size: int) -> dict[str, Any]:
-    return {
-        "format": ENCODER_FORMAT,
-        "version": 1,
-        "arch": encoder.arch,
-        "width_multiplier": encoder.width_multiplier,
-        "stem": encoder.stem_type,
-        "input_norm": encoder.input_norm,
-        "image_size": image_size,
-        "feature_dim": encoder.feature_dim,
-        "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
-    }
+def encoder_payload(encoder: nn.Module, image_size: int) -> dict[str, Any]:
+    """What ``encoder.pt`` holds: the encoder's spec (``EncoderSpec.to_dict``: arch, width, stem, input
+    normalisation, image size, and the backbone's own keyword arguments where given), its feature
+    dimension and its weights."""
+    spec = spec_of(encoder).to_dict()
+    spec["image_size"] = int(image_size)
+    return {"format": ENCODER_FORMAT, "version": 1, **spec, "feature_dim": encoder.feature_dim,
+            "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()}}
+
+
+def config_spec(model_cfg: dict[str, Any], image_size: int) -> EncoderSpec:
+    """The encoder spec of a run's ``config.yaml`` ``model`` section (keys an older file lacks: defaults)."""
+    arch = model_cfg["arch"]
+    return EncoderSpec(arch, float(model_cfg.get("width_multiplier", 1.0)),
+                       resolve_stem(model_cfg.get("stem", "auto"), image_size, arch),
+                       model_cfg.get("input_norm", "none"), int(image_size),
+                       dict(model_cfg.get("backbone_kwargs") or {}))
 
 
 def encoder_from_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
     """The encoder payload (as ``encoder_payload`` writes it) of a training checkpoint."""
-    model_cfg = ckpt["config"]["model"]
-    image_size = ckpt["config"]["data"]["image_size"]
+    spec = config_spec(ckpt["config"]["model"], ckpt["config"]["data"]["image_size"])
     state = {k[len("encoder.") :]: v for k, v in ckpt["model"].items() if k.startswith("encoder.")}
-    return {
-        "format": ENCODER_FORMAT,
-        "arch": model_cfg["arch"],
-        "width_multiplier": model_cfg["width_multiplier"],
-        "stem": resolve_stem(model_cfg["stem"], image_size),
-        "input_norm": model_cfg.get("input_norm", "none"),  # older checkpoints: none
-        "image_size": image_size,
-        "state_dict": state,
-    }
+    return {"format": ENCODER_FORMAT, **spec.to_dict(), "state_dict": state}
 
 
-def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ResNet:
+def encoder_from_payload(obj: dict[str, Any], where: str, backbone: nn.Module | None = None) -> nn.Module:
+    """The encoder of a payload (``encoder_payload``, a checkpoint's, a safetensors file's metadata), its
+    weights loaded strict, in eval mode. ``backbone``: the module of a ``module/...`` encoder (one given
+    from Python, which no name rebuilds)."""
+    spec = EncoderSpec.from_dict(obj)
+    if family(spec.arch) == "module":
+        if backbone is None:
+            raise SimCLRError(f"{where} holds an encoder made from a Python module ({spec.arch}): load it with "
+                              "load_encoder(path, backbone=the same module)")
+        encoder: nn.Module = Backbone(backbone, spec)
+    else:
+        encoder = spec.build()
+    try:
+        encoder.load_state_dict(obj["state_dict"])
+    except RuntimeError as e:
+        raise SimCLRError(f"{where}: weights do not match {spec.arch}: {str(e).splitlines()[0]}") from e
+    encoder.image_size = spec.image_size  # type: ignore[assignment]
+    return encoder.eval()
+
+
+def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                 backbone: nn.Module | None = None) -> nn.Module:
     """The trained encoder f of a run directory, an ``encoder.pt``, an exported ``.safetensors`` (or an
     ``export --format hf`` folder) or a torchvision-layout ResNet state dict (weights trained elsewhere,
     e.g. ``--format torchvision``), in eval mode.
 
     It takes float RGB images in [0, 1] of shape (B, 3, H, W) and returns h (B, feature_dim).
     ``encoder.image_size`` is the size it was trained at. A run directory without
-    ``encoder.pt`` (still training, or interrupted) falls back to its ``checkpoint.pt``.
+    ``encoder.pt`` (still training, or interrupted) falls back to its ``checkpoint.pt``. Any backbone
+    (simclr's ResNet, torchvision / timm by name) is rebuilt from the file; one made from a Python module
+    needs that module as ``backbone``.
     """
     p = Path(path)
     if p.is_dir():
@@ -80,7 +100,7 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
         else:
             raise SimCLRError(f"{path} has neither {ENCODER} nor {CHECKPOINT}: is it a simclr run directory?")
     if p.suffix.lower() == ".safetensors":
-        return load_safetensors_encoder(p).to(map_location)
+        return load_safetensors_encoder(p, backbone).to(map_location)
     obj = safe_load(p)
     if "format" not in obj:  # weights trained elsewhere: a torchvision-layout ResNet state dict
         return encoder_from_torchvision(obj, str(p)).to(map_location)
@@ -88,13 +108,7 @@ def load_encoder(path: str | os.PathLike, map_location: str | torch.device = "cp
         obj = encoder_from_checkpoint(obj)
     if obj.get("format") != ENCODER_FORMAT:
         raise SimCLRError(f"{p} is not a simclr encoder or checkpoint")
-    encoder = ResNet(obj["arch"], obj["width_multiplier"], obj["stem"], input_norm=obj.get("input_norm", "none"))
-    try:
-        encoder.load_state_dict(obj["state_dict"])
-    except RuntimeError as e:
-        raise SimCLRError(f"{p}: weights do not match {obj['arch']}: {str(e).splitlines()[0]}") from e
-    encoder.image_size = int(obj["image_size"])  # type: ignore[assignment]
-    return encoder.to(map_location).eval()
+    return encoder_from_payload(obj, str(p), backbone).to(map_location)
 
 
 def encoder_from_torchvision(obj: dict[str, Any], where: str = "the file", arch: str | None = None) -> ResNet:
@@ -122,6 +136,26 @@ def encoder_from_torchvision(obj: dict[str, Any], where: str = "the file", arch:
     return encoder.eval()
 
 
+def load_library_encoder(path: str | os.PathLike, spec: EncoderSpec) -> nn.Module:
+    """A torchvision / timm encoder of ``spec`` holding a file in that library's own layout (e.g. an ImageNet
+    checkpoint a user downloaded: bare, wrapped or prefixed), loaded strict: with its classification layer
+    into the whole model (then removed), or without it (a file written by ``export --format torchvision|timm``)."""
+    tensors = unwrap_state(safe_load(path), str(path))
+    full = spec.library_model(classifier=True)
+    state = matching_prefix(tensors, set(full.state_dict()))
+    try:
+        full.load_state_dict(state)
+        model = spec.strip(full)
+    except RuntimeError:
+        model = spec.strip(spec.library_model(classifier=True))
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            raise SimCLRError(f"{path} is not a {spec.arch} state dict (loaded strict, with or without its "
+                              f"classifier): {str(e).splitlines()[0]}") from e
+    return Backbone(model, spec).eval()
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     """The plain module under torch.compile / DDP wrappers (save that one)."""
     model = getattr(model, "_orig_mod", model)
@@ -138,14 +172,13 @@ def load_head(run: str | os.PathLike, map_location: str | torch.device = "cpu") 
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise SimCLRError(f"{ckpt_path} is not a simclr checkpoint (the head g is only in checkpoints)")
     m = ckpt["config"]["model"]
-    encoder = encoder_from_checkpoint(ckpt)
-    feature_dim = ResNet(m["arch"], m["width_multiplier"], encoder["stem"]).feature_dim
+    feature_dim = config_spec(m, ckpt["config"]["data"]["image_size"]).build().feature_dim
     head = build_head(m["head"], feature_dim, m["proj_dim"], m["head_layers"], m["head_bn"], m.get("head_out_bn", True))
     head.load_state_dict({k[len("head."):]: v for k, v in ckpt["model"].items() if k.startswith("head.")})
     return head.to(map_location).eval()
 
 
-def load_safetensors_encoder(path: str | os.PathLike) -> ResNet:
+def load_safetensors_encoder(path: str | os.PathLike, backbone: nn.Module | None = None) -> nn.Module:
     """An encoder written by ``simclr export --format safetensors``, in eval mode."""
     try:
         from safetensors import safe_open
@@ -159,18 +192,13 @@ def load_safetensors_encoder(path: str | os.PathLike) -> ResNet:
         raise SimCLRError(f"cannot read {path}: {type(e).__name__}: {e}") from e
     if meta.get("format") != SAFETENSORS_FORMAT:
         raise SimCLRError(f"{path} is not a simclr encoder (safetensors metadata: {json.dumps(meta)[:80]})")
-    norm = meta.get("input_norm", "none")  # files written before the option: none
-    encoder = ResNet(meta["arch"], float(meta["width_multiplier"]), meta["stem"], input_norm=norm)
-    try:
-        encoder.load_state_dict(state)
-    except RuntimeError as e:
-        raise SimCLRError(f"{path}: weights do not match {meta['arch']}: {str(e).splitlines()[0]}") from e
-    encoder.image_size = int(meta["image_size"])  # type: ignore[assignment]
-    return encoder.eval()
+    spec = {**meta, "backbone_kwargs": json.loads(meta.get("backbone_kwargs") or "{}")}
+    return encoder_from_payload({**spec, "state_dict": state}, str(path), backbone)
 
 
 __all__ = [
     "CHECKPOINT", "CHECKPOINT_FORMAT", "ENCODER", "ENCODER_FORMAT", "HF_WEIGHTS", "SAFETENSORS_FORMAT",
-    "encoder_from_checkpoint", "encoder_from_torchvision", "encoder_payload", "load_encoder", "load_head",
+    "config_spec", "encoder_from_checkpoint", "encoder_from_payload", "encoder_from_torchvision", "encoder_payload",
+    "load_encoder", "load_head", "load_library_encoder",
     "load_safetensors_encoder", "unwrap",
 ]

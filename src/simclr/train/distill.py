@@ -19,15 +19,14 @@ from torch import nn
 
 from simclr import distributed
 from simclr.config import DistillConfig
-from simclr.config.files import suggest
 from simclr.data.images import ArrayImages, Images
 from simclr.data.sources import DATASETS
 from simclr.data.subsets import SUBSET_FILE, read_subset
 from simclr.errors import SimCLRError
 from simclr.losses.distill import DistillLoss
 from simclr.methods.distill import Distill
+from simclr.models.backbones import EncoderSpec, check_arch, resolve_stem
 from simclr.models.classifier import CLASSIFIER, Classifier, classifier_from_payload, read_classifier
-from simclr.models.encoder import ARCHS, ResNet
 from simclr.models.weights import CHECKPOINT
 from simclr.train.callbacks import Callback
 from simclr.train.checkpoint import prepare_run_dir
@@ -59,9 +58,11 @@ def _check_options(cfg: DistillConfig) -> None:
     check_train(cfg)
     if not 0 <= ds.label_weight <= 1:
         raise SimCLRError(f"--label-weight must be in [0, 1], got {ds.label_weight}")
-    if ds.student_arch is not None and ds.student_arch not in ARCHS:
-        raise SimCLRError(f"--student-arch {ds.student_arch!r} is not valid{suggest(ds.student_arch, list(ARCHS))}: "
-                          f"choose one of {', '.join(ARCHS)}")
+    if ds.student_arch is not None:
+        try:
+            check_arch(ds.student_arch)
+        except SimCLRError as e:
+            raise SimCLRError(str(e).replace("--arch", "--student-arch")) from None
     if ds.student_width is not None and not ds.student_width > 0:
         raise SimCLRError(f"--student-width must be > 0, got {ds.student_width}")
     if ds.temperature is not None and not ds.temperature > 0:
@@ -85,9 +86,11 @@ def _teacher_labels(cfg: DistillConfig) -> Any:
 def _student(payload: dict[str, Any], arch: str, width: float, size: int, seed: int) -> Classifier:
     """A student from scratch with the teacher's stem, input normalisation and classes."""
     torch.manual_seed(seed)
-    encoder = ResNet(arch, width, payload["stem"], zero_init_residual=True,
-                     input_norm=payload.get("input_norm", "none"))
-    encoder.image_size = size  # type: ignore[assignment]
+    teacher = EncoderSpec.from_dict(payload)
+    # the teacher's small-image stem where the student can take one, and its constructor arguments if the same model
+    stem = teacher.stem if teacher.stem == "imagenet" or resolve_stem("auto", 8, arch) == "cifar" else "imagenet"
+    kwargs = teacher.kwargs if arch == teacher.arch else {}
+    encoder = EncoderSpec(arch, width, stem, teacher.input_norm, size, kwargs).build(zero_init_residual=True)
     student = Classifier(encoder, int(payload["num_classes"]))
     student.classes = list(payload.get("classes", []))
     return student

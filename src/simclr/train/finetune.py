@@ -25,8 +25,8 @@ from simclr.data.sources import DATASETS
 from simclr.data.subsets import SUBSET_FILE, balanced_subset, read_subset, write_subset
 from simclr.errors import SimCLRError
 from simclr.methods.finetune import FineTune
+from simclr.models.backbones import spec_of
 from simclr.models.classifier import CLASSIFIER, Classifier
-from simclr.models.encoder import ResNet
 from simclr.models.heads import head_depth, hidden_layers
 from simclr.models.weights import CHECKPOINT, load_encoder, load_head
 from simclr.train.callbacks import Callback
@@ -103,8 +103,7 @@ def _finetune(cfg: FinetuneConfig, out: Path, resume: bool, log: TextIO, world: 
 
     torch.manual_seed(t.seed)
     if m.random_init:
-        fresh = ResNet(encoder.arch, encoder.width_multiplier, encoder.stem_type, zero_init_residual=True,
-                       input_norm=encoder.input_norm)
+        fresh = spec_of(encoder).build(zero_init_residual=True)
         head = hidden_layers(fresh.feature_dim, m.from_head_layer, bool(model_cfg.get("head_bn", True)))
         encoder = fresh
     else:

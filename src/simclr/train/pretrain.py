@@ -29,13 +29,13 @@ from simclr.data.images import has_labels
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
 from simclr.eval.online import KNNMonitor, OnlineProbe
-from simclr.models.encoder import resolve_stem
-from simclr.models.weights import CHECKPOINT, ENCODER, load_encoder
+from simclr.io import safe_load
+from simclr.models.weights import CHECKPOINT, ENCODER, load_encoder, load_library_encoder
 from simclr.runtime import pick_device, prepare_device, resolve_precision
 from simclr.train.callbacks import Callback, EncoderSnapshots
 from simclr.train.checkpoint import prepare_run_dir
 from simclr.train.run import fit_run, resume_checkpoint
-from simclr.train.setup import Training, build_training, check_run, describe
+from simclr.train.setup import Training, build_training, check_run, describe, encoder_spec
 
 
 @dataclass
@@ -54,17 +54,23 @@ def pretrain(
     log: TextIO | None = None,
     callbacks: Sequence[Callback] = (),
     loss: nn.Module | None = None,
+    backbone: nn.Module | None = None,
 ) -> PretrainResult:
     """Pretrain with SimCLR into ``run_dir``; returns where it stopped.
 
     ``callbacks`` run after the run's own (``simclr.train.callbacks.Callback``); ``loss`` replaces the
-    NT-Xent loss module (any ``loss(z1, z2) -> scalar``).
+    NT-Xent loss module (any ``loss(z1, z2) -> scalar``). ``backbone``: any module mapping (B, 3, H, W) images
+    in [0, 1] to features (or feature maps, average-pooled) as the encoder f, trained in place; its feature
+    dimension is found by one dry forward, ``model.arch`` becomes ``module/<its class>``, and ``--resume`` and
+    ``load_encoder(..., backbone=...)`` take the same module again.
     """
+    if backbone is not None:
+        cfg.model.arch = f"module/{type(getattr(backbone, 'model', backbone)).__name__}"
     world = distributed.init_from_env(cfg.train.device, cfg.train.dist_backend)
     with contextlib.ExitStack() as stack:
         if not world.is_main:  # one voice: rank 0 logs, the others stay quiet
             log = stack.enter_context(open(os.devnull, "w"))  # noqa: SIM115
-        return _pretrain(cfg, Path(run_dir), resume, log or sys.stderr, world, list(callbacks), loss)
+        return _pretrain(cfg, Path(run_dir), resume, log or sys.stderr, world, list(callbacks), loss, backbone)
 
 
 def _resolved(cfg: PretrainConfig, ckpt: dict[str, Any] | None) -> PretrainConfig:
@@ -85,15 +91,25 @@ def _resolved(cfg: PretrainConfig, ckpt: dict[str, Any] | None) -> PretrainConfi
     return cfg
 
 
+def _simclr_file(path: Path) -> bool:
+    """A file (or folder) simclr wrote: a run, an encoder, a checkpoint, a safetensors export, an hf folder."""
+    if path.is_dir() or path.suffix.lower() == ".safetensors":
+        return True
+    return isinstance(obj := safe_load(path), dict) and "format" in obj
+
+
 def initial_encoder(cfg: PretrainConfig) -> dict[str, Any] | None:
-    """The encoder weights of ``--init-from`` (any file ``load_encoder`` reads), refused in one line
-    unless they are the configured network."""
+    """The encoder weights of ``--init-from`` (any file ``load_encoder`` reads, or for a torchvision / timm
+    backbone a file in that library's own layout), refused in one line unless they are the configured network."""
     m, d = cfg.model, cfg.data
     if m.init_from is None:
         return None
-    enc = load_encoder(m.init_from)
     assert d.image_size is not None
-    want = (m.arch, float(m.width_multiplier), resolve_stem(m.stem, d.image_size), m.input_norm)
+    spec = encoder_spec(cfg)
+    if spec.family in ("torchvision", "timm") and not _simclr_file(Path(m.init_from)):
+        return load_library_encoder(m.init_from, spec).state_dict()
+    enc = load_encoder(m.init_from)
+    want = (m.arch, float(m.width_multiplier), spec.stem, m.input_norm)
     have = (enc.arch, float(enc.width_multiplier), enc.stem_type, enc.input_norm)
     if want != have:
         raise SimCLRError(
@@ -116,7 +132,7 @@ def monitors(training: Training) -> list[Callback]:
 
 
 def _pretrain(cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: distributed.DistContext,
-              extra: list[Callback], loss: nn.Module | None) -> PretrainResult:
+              extra: list[Callback], loss: nn.Module | None, backbone: nn.Module | None) -> PretrainResult:
     ckpt = resume_checkpoint(out, resume)
     cfg = _resolved(cfg, ckpt)
     d, t = cfg.data, cfg.train
@@ -133,7 +149,8 @@ def _pretrain(cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: 
     if cfg.monitor.online_probe is None:
         cfg.monitor.online_probe = has_labels(images)
     training = build_training(cfg, images, device, world=world, ckpt=ckpt, loss=loss,
-                              guard_where=str(out / CHECKPOINT), log=log, init_encoder=init, precision=precision)
+                              guard_where=str(out / CHECKPOINT), log=log, init_encoder=init, precision=precision,
+                              backbone=backbone)
     if init is not None:
         print(f"encoder initialised from {cfg.model.init_from}", file=log)
     if precision_line:

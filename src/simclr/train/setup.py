@@ -10,6 +10,7 @@ step a run trains with (``Training.step``). ``describe`` is the banner a run pri
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 from dataclasses import dataclass
@@ -29,9 +30,11 @@ from simclr.errors import SimCLRError
 from simclr.losses import MarginTripletLoss, NTLogisticLoss, NTXentLoss, SupConLoss
 from simclr.methods.base import identity
 from simclr.methods.simclr import SimCLR
-from simclr.models.encoder import resolve_stem
+from simclr.models.backbones import Backbone, EncoderSpec, is_transformer
+from simclr.models.heads import build_head
 from simclr.models.norm import convert_global_bn
-from simclr.models.simclr import SimCLRModel, build_model
+from simclr.models.simclr import SimCLRModel, model_from_spec
+from simclr.models.weights import config_spec
 from simclr.optim import build_optimizer, lr_at, scaled_lr
 from simclr.runtime import (
     autocast_context,
@@ -68,14 +71,22 @@ class Training:
         return len(self.loader)
 
 
-def build_network(cfg: PretrainConfig) -> SimCLRModel:
-    """The randomly initialised encoder f and head g of ``cfg`` (resolved), on the CPU."""
-    m = cfg.model
+def encoder_spec(cfg: PretrainConfig) -> EncoderSpec:
+    """The encoder f of ``cfg`` (resolved): ``simclr.models.backbones.EncoderSpec``."""
     assert cfg.data.image_size is not None
-    return build_model(
-        m.arch, m.width_multiplier, m.stem, cfg.data.image_size, m.head, m.head_layers, m.head_bn, m.proj_dim,
-        m.zero_init_residual, m.input_norm, m.head_out_bn,
-    )
+    return config_spec(dataclasses.asdict(cfg.model), cfg.data.image_size)
+
+
+def build_network(cfg: PretrainConfig, backbone: nn.Module | None = None) -> SimCLRModel:
+    """The randomly initialised encoder f and head g of ``cfg`` (resolved), on the CPU; with ``backbone`` (a
+    module given from Python, ``model.arch`` then ``module/<its class>``) f is that module, as it is."""
+    m = cfg.model
+    if backbone is None:
+        return model_from_spec(encoder_spec(cfg), m.head, m.head_layers, m.head_bn, m.proj_dim, m.zero_init_residual,
+                               m.head_out_bn)
+    encoder = backbone if isinstance(backbone, Backbone) else Backbone(backbone, encoder_spec(cfg))
+    return SimCLRModel(encoder, build_head(m.head, encoder.feature_dim, m.proj_dim, m.head_layers, m.head_bn,
+                                           m.head_out_bn))
 
 
 def run_precision(cfg: PretrainConfig, device: torch.device, precision: str | None = None) -> str:
@@ -99,6 +110,9 @@ def check_run(cfg: PretrainConfig, world: distributed.DistContext, device: torch
             f"use a multiple of {world.world_size}"
         ))
     check_precision(run_precision(cfg, device, precision), device)
+    spec = encoder_spec(cfg)
+    if spec.family in ("torchvision", "timm"):
+        spec.build()  # a torchvision / timm model that cannot be built here (e.g. a ViT's patches and the image size)
     if cfg.loss.name == "supcon" and not labelled:
         raise SimCLRError(f"--loss supcon needs labels: the {cfg.data.dataset} images have none "
                           "(use class subfolders DIR/CLASS/img.png, or --loss ntxent)")
@@ -155,20 +169,22 @@ def build_training(
     log: TextIO | None = None,
     init_encoder: dict[str, Any] | None = None,
     precision: str | None = None,
+    backbone: nn.Module | None = None,
 ) -> Training:
     """The parts of a run of ``cfg`` (resolved) on ``images`` and ``device`` (see the module docstring).
 
     ``ckpt``: a checkpoint to resume from (model, optimiser, scaler, random state). ``loss``: the loss
     module (default ``NTXentLoss(cfg.loss.temperature)``). ``guard_where``: the checkpoint the
     finiteness message names. ``init_encoder``: encoder weights to start from (``--init-from``).
-    ``precision``: what ``cfg.train.precision`` resolved to (``run_precision``).
+    ``precision``: what ``cfg.train.precision`` resolved to (``run_precision``). ``backbone``: the encoder
+    module given from Python (``build_network``).
     """
     world = world or distributed.DistContext()
     precision = run_precision(cfg, device, precision)
     d, o, t = cfg.data, cfg.optim, cfg.train
     assert d.image_size is not None and cfg.loss.temperature is not None and o.warmup_epochs is not None
     torch.manual_seed(t.seed)
-    model = build_network(cfg)
+    model = build_network(cfg, backbone)
     if init_encoder is not None:
         model.encoder.load_state_dict(init_encoder)
     model = model.to(device)
@@ -243,8 +259,7 @@ def describe(training: Training) -> str:
     d, m, a, o, t = cfg.data, cfg.model, cfg.augment, cfg.optim, cfg.train
     assert d.image_size is not None and a.crop_scale is not None
     return (
-        f"dataset {d.dataset} | image size {d.image_size} | {m.arch} x{m.width_multiplier} "
-        f"stem {resolve_stem(m.stem, d.image_size)}"
+        f"dataset {d.dataset} | image size {d.image_size} | {encoder_spec(cfg).describe()}"
         f"{' | input norm ' + m.input_norm if m.input_norm != 'none' else ''} | head {m.head}"
         f"{'-' + str(m.head_layers) if m.head == 'mlp' else ''} -> {m.proj_dim}\n"
         f"{describe_loss(cfg.loss)} | "
@@ -256,7 +271,8 @@ def describe(training: Training) -> str:
         + (f"order {' > '.join(a.order)} | " if tuple(a.order) != OPS else "")
         + ("first view unaugmented | " if a.identity_view else "")
         + f"augment on {a.on}\n"
-        f"{o.optimizer} peak lr {training.peak_lr:.4g} ({'given' if o.lr else f'{o.base_lr} {o.lr_scaling} rule'}) "
+        f"{o.optimizer} peak lr {training.peak_lr:.4g} ({'given' if o.lr else f'{o.base_lr} {o.lr_scaling} rule'}"
+        f"{', the ViT recipe of MoCo v3' if is_transformer(m.arch) and o.optimizer == 'adamw' else ''}) "
         f"| weight decay {o.weight_decay}{' (biases and BN too)' if o.decay_1d else ''} "
         f"| warm-up {o.warmup_epochs} epochs then cosine{' per epoch' if o.lr_schedule == 'epoch' else ''}\n"
         f"batch {t.batch_size} x {training.steps_per_epoch} steps/epoch x {t.epochs} epochs | "
@@ -274,6 +290,5 @@ def describe(training: Training) -> str:
 
 __all__ = [
     "Training", "build_loss", "build_network", "build_training", "check_run", "describe", "describe_loss",
-    "restore_state", "run_precision",
-    "training_from",
+    "encoder_spec", "restore_state", "run_precision", "training_from",
 ]

@@ -17,7 +17,7 @@ from typing import Any
 from simclr.config import load_yaml
 from simclr.errors import SimCLRError
 from simclr.io import atomic_write_text
-from simclr.models.encoder import ResNet
+from simclr.models.backbones import spec_of
 from simclr.models.weights import HF_WEIGHTS
 
 METHOD_REFS = {
@@ -46,8 +46,9 @@ def _results(run: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def hub_config(encoder: ResNet, image_size: int, run: Path | None) -> dict[str, Any]:
+def hub_config(encoder: Any, image_size: int, run: Path | None) -> dict[str, Any]:  # noqa: ANN401
     cfg = load_yaml(run / "config.yaml") if run is not None and (run / "config.yaml").is_file() else {}
+    kwargs = spec_of(encoder).kwargs
     return {
         "library": "simclr",
         "architecture": encoder.arch,
@@ -57,6 +58,7 @@ def hub_config(encoder: ResNet, image_size: int, run: Path | None) -> dict[str, 
         "input": "RGB in [0, 1], (B, 3, H, W)",
         "input_norm": encoder.input_norm,
         "feature_dim": encoder.feature_dim,
+        **({"backbone_kwargs": dict(kwargs)} if kwargs else {}),
         "training": {
             "method": "SupCon" if cfg.get("loss", {}).get("name") == "supcon" else "SimCLR",
             "dataset": cfg.get("data", {}).get("dataset"),
@@ -100,8 +102,8 @@ datasets: [{dataset}]
 
 # {config['architecture']} {t['method']} encoder, {dataset}
 
-A ResNet encoder f trained with the `simclr` library ({METHOD_REFS[t['method']]}). It maps images to
-the representation h used for linear evaluation, fine-tuning, search and transfer.
+An encoder f ({config['architecture']}) trained with the `simclr` library ({METHOD_REFS[t['method']]}). It maps
+images to the representation h used for linear evaluation, fine-tuning, search and transfer.
 
 ## Use
 
@@ -122,7 +124,7 @@ h = encoder(images)  # RGB in [0, 1], (B, 3, {size}, {size}) -> (B, {dim})
 {results_block}"""
 
 
-def export_hub_folder(encoder: ResNet, out: str | os.PathLike, image_size: int, run: str | os.PathLike | None,
+def export_hub_folder(encoder: Any, out: str | os.PathLike, image_size: int, run: str | os.PathLike | None,
                       write_weights: Any) -> Path:
     """Write the hub folder ``out``: the weights (``write_weights(path)``), config.json, README.md."""
     folder = Path(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -67,6 +68,7 @@ def test_the_timed_choice_is_made_once_per_machine_and_torch_version(tmp_path, m
     import simclr.runtime as runtime
 
     monkeypatch.setenv("SIMCLR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle machine (the test suite is not)
     cpu, flags = torch.device("cpu"), {"avx512_bf16"}
     calls: list[float] = []
 
@@ -90,6 +92,23 @@ def test_the_timed_choice_is_made_once_per_machine_and_torch_version(tmp_path, m
     monkeypatch.setenv("SIMCLR_CACHE_DIR", str(tmp_path / "file" / "cache"))  # cannot be made
     assert runtime.choose_precision(cpu, flags, timed(1.2))[0] == "bf16"
     assert runtime.choose_precision(cpu, flags, timed(0.9))[0] == "fp32"  # timed again: nothing was kept
+
+
+def test_a_timing_under_load_is_not_kept(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """Both cores busy: the timed choice holds for this command only, and says so; the next idle one times
+    again and keeps its result."""
+    import simclr.runtime as runtime
+
+    monkeypatch.setenv("SIMCLR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.0, 1.0))
+    cpu, flags = torch.device("cpu"), {"avx512_bf16"}
+    choice, why = runtime.choose_precision(cpu, flags, lambda: 0.7)
+    assert choice == "fp32" and "not cached: the machine was busy (load 1.9 on 2 cores)" in why
+    assert not (tmp_path / "cache" / "precision.json").exists()
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.5, 0.5))
+    assert runtime.choose_precision(cpu, flags, lambda: 1.5)[0] == "bf16"
+    assert "cached on" in runtime.choose_precision(cpu, flags, lambda: 0.7)[1]
 
 
 # compute capability -> what auto must run: bf16 from Ampere on, fp16 (with a grad scaler) on Volta / Turing,

@@ -158,11 +158,22 @@ def cache_dir() -> Path:
 PRECISION_CACHE = "precision.json"
 
 
+def busy() -> float | None:
+    """The 1-minute load average where other work keeps at least half the cores busy, else None (also where
+    the platform has no load average)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+    return load if load >= 0.5 * (os.cpu_count() or 1) else None
+
+
 def cached_choice(key: str, decide: Callable[[], tuple[str, str]]) -> tuple[str, str]:
     """``decide()``'s (precision, why) for the machine ``key``, measured once and then read from
     ``cache_dir() / PRECISION_CACHE``, so that every command on one machine (pretrain, its evaluations, a
-    resume) runs the same precision. A cache that cannot be read or written is no error: the choice is
-    then made again."""
+    resume) runs the same precision. A measurement made while other work keeps the cores busy (``busy``)
+    is used but not kept: a timing under load can pick fp32 where bf16 is faster. A cache that cannot be
+    read or written is no error: the choice is then made again."""
     path = cache_dir() / PRECISION_CACHE
     try:
         table = json.loads(path.read_text())
@@ -173,7 +184,10 @@ def cached_choice(key: str, decide: Callable[[], tuple[str, str]]) -> tuple[str,
     hit = table.get(key)
     if isinstance(hit, dict) and hit.get("precision") in PRECISIONS and isinstance(hit.get("why"), str):
         return hit["precision"], f"{hit['why']}; cached on {hit.get('date', '?')} in {path}: delete it to measure again"
+    load = busy()
     choice, why = decide()
+    if load is not None:  # a timing under load can land either way: this command's choice only
+        return choice, f"{why}; not cached: the machine was busy (load {load:.1f} on {os.cpu_count()} cores)"
     table[key] = {"precision": choice, "why": why, "date": time.strftime("%Y-%m-%d")}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -295,7 +309,7 @@ def prepare_device(device: torch.device) -> None:
 
 
 __all__ = [
-    "PRECISIONS", "PRECISION_CACHE", "PRECISION_CHOICES", "autocast_context", "cache_dir", "cached_choice",
+    "PRECISIONS", "PRECISION_CACHE", "PRECISION_CHOICES", "autocast_context", "busy", "cache_dir", "cached_choice",
     "check_precision", "choose_precision", "cpu_flags", "cpu_model", "cuda_card", "gpu_precision",
     "measured_bf16_speedup", "pick_device", "prepare_device", "resolve_precision", "retain_freed_memory",
     "to_channels_last", "to_host_async",

@@ -105,6 +105,8 @@ def validate(cfg: PretrainConfig) -> None:
         (t.epochs >= 1, f"--epochs must be >= 1, got {t.epochs}"),
         (t.batch_size >= 2, f"--batch-size must be >= 2 (NT-Xent needs negatives), got {t.batch_size}"),
         (t.max_steps is None or t.max_steps >= 1, f"--max-steps must be >= 1, got {t.max_steps}"),
+        (t.time_budget is None or (t.time_budget > 0 and math.isfinite(t.time_budget)),
+         f"--time-budget must be > 0 minutes, got {t.time_budget}"),
         (t.log_every >= 1, f"--log-every must be >= 1, got {t.log_every}"),
         (t.chunk_size is None or t.chunk_size >= 1, f"--chunk-size must be >= 1, got {t.chunk_size}"),
         (t.bn_views == "joint" or t.chunk_size is None,

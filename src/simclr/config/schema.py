@@ -145,6 +145,9 @@ class TrainConfig:
     epochs: int = opt(100, "epochs (default 100)")
     batch_size: int = opt(256, "images per step, 2 views each (default 256)")
     max_steps: int | None = opt(None, "stop after this many steps in total")
+    time_budget: float | None = opt(
+        None, "minutes of pretraining: the run times its first steps and sets its length (steps, epochs, the "
+        "warm-up and cosine) to end on time; the plan is kept in config.yaml, so --resume follows it")
     precision: str = opt(
         "auto", "auto (default: bf16 autocast where the hardware runs it natively: a CUDA device with bf16, a CPU "
         "with AMX-BF16, or with AVX512-BF16 where a bf16 step measures faster; else fp32), fp32, bf16 (autocast) or "

@@ -32,10 +32,11 @@ from simclr.eval.online import KNNMonitor, OnlineProbe
 from simclr.io import safe_load
 from simclr.models.weights import CHECKPOINT, ENCODER, load_encoder, load_library_encoder
 from simclr.runtime import pick_device, prepare_device, resolve_precision
+from simclr.train.budget import measure_rate, plan_budget
 from simclr.train.callbacks import Callback, EncoderSnapshots
 from simclr.train.checkpoint import prepare_run_dir
 from simclr.train.run import fit_run, resume_checkpoint
-from simclr.train.setup import Training, build_training, check_run, describe, encoder_spec
+from simclr.train.setup import Training, build_training, check_run, describe, encoder_spec, schedule_of
 
 
 @dataclass
@@ -80,6 +81,11 @@ def _resolved(cfg: PretrainConfig, ckpt: dict[str, Any] | None) -> PretrainConfi
         cfg = resolve(cfg)
     except SimCLRError as e:  # the same config on every rank: rank 0 alone reports it
         raise distributed.same_on_every_rank(e) from None
+    if ckpt is not None and ckpt["config"]["train"].get("time_budget") is not None:
+        # a time-budget run keeps its plan: the steps, epochs and warm-up it set when it started
+        saved_t, saved_o = ckpt["config"]["train"], ckpt["config"]["optim"]
+        cfg.train.time_budget, cfg.train.max_steps = saved_t["time_budget"], saved_t["max_steps"]
+        cfg.train.epochs, cfg.optim.warmup_epochs = saved_t["epochs"], saved_o["warmup_epochs"]
     if ckpt is not None:
         saved_model = ckpt["config"]["model"]
         diff = [k for k in saved_model if saved_model[k] != cfg.to_dict()["model"].get(k)]
@@ -120,6 +126,16 @@ def initial_encoder(cfg: PretrainConfig) -> dict[str, Any] | None:
     return enc.state_dict()
 
 
+def plan_run(training: Training, minutes: float, warmup_auto: bool, log: TextIO) -> None:
+    """Fit ``training`` to ``minutes`` (``simclr.train.budget``): rank 0's measured rate on every rank."""
+    rate = distributed.broadcast_object(measure_rate(training))
+    cfg = training.cfg
+    plan = plan_budget(minutes, rate, training.steps_per_epoch, None if warmup_auto else cfg.optim.warmup_epochs)
+    cfg.train.max_steps, cfg.train.epochs, cfg.optim.warmup_epochs = plan.max_steps, plan.epochs, plan.warmup_epochs
+    training.step.lr_at = schedule_of(cfg, training.steps_per_epoch, training.peak_lr)
+    print(plan.line(training.steps_per_epoch), file=log)
+
+
 def monitors(training: Training) -> list[Callback]:
     """The online monitors a run asked for (``monitor`` section): the probe, the kNN monitor."""
     mon = training.cfg.monitor
@@ -134,6 +150,7 @@ def monitors(training: Training) -> list[Callback]:
 def _pretrain(cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: distributed.DistContext,
               extra: list[Callback], loss: nn.Module | None, backbone: nn.Module | None) -> PretrainResult:
     ckpt = resume_checkpoint(out, resume)
+    warmup_auto = cfg.optim.warmup_epochs is None
     cfg = _resolved(cfg, ckpt)
     d, t = cfg.data, cfg.train
     assert d.image_size is not None
@@ -151,6 +168,8 @@ def _pretrain(cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: 
     training = build_training(cfg, images, device, world=world, ckpt=ckpt, loss=loss,
                               guard_where=str(out / CHECKPOINT), log=log, init_encoder=init, precision=precision,
                               backbone=backbone)
+    if t.time_budget is not None and ckpt is None:
+        plan_run(training, t.time_budget, warmup_auto, log)
     if init is not None:
         print(f"encoder initialised from {cfg.model.init_from}", file=log)
     if precision_line:

@@ -157,6 +157,18 @@ def restore_state(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim
         restore_rng(ckpt["rng"], device)
 
 
+def schedule_of(cfg: PretrainConfig, steps_per_epoch: int, peak_lr: float) -> functools.partial:
+    """The learning rate of a global step: linear warm-up, then cosine to the run's end (``epochs`` x
+    steps per epoch; with ``--time-budget``, the planned ``max_steps``)."""
+    o, t = cfg.optim, cfg.train
+    assert o.warmup_epochs is not None
+    total = t.max_steps if t.time_budget is not None and t.max_steps else steps_per_epoch * t.epochs
+    return functools.partial(
+        lr_at, peak_lr=peak_lr, warmup_steps=round(o.warmup_epochs * steps_per_epoch), total_steps=total,
+        steps_per_epoch=steps_per_epoch if o.lr_schedule == "epoch" else None,
+    )
+
+
 def build_training(
     cfg: PretrainConfig,
     images: Images,
@@ -217,10 +229,7 @@ def build_training(
         chunk_size=t.chunk_size, prepare=to_channels_last if channels_last else identity,
         autocast=functools.partial(autocast_context, precision, device), backward_scale=scaler.scale,
     )
-    schedule = functools.partial(
-        lr_at, peak_lr=peak_lr, warmup_steps=round(o.warmup_epochs * steps_per_epoch),
-        total_steps=steps_per_epoch * t.epochs, steps_per_epoch=steps_per_epoch if o.lr_schedule == "epoch" else None,
-    )
+    schedule = schedule_of(cfg, steps_per_epoch, peak_lr)
     last_loss = float(ckpt["last_loss"]) if ckpt is not None else float("nan")
     step = TrainStep(method, optimizer, schedule, scaler, FiniteGuard(device, last_loss, guard_where),
                      on_overflow=functools.partial(_report_overflow, log or sys.stderr))
@@ -274,8 +283,11 @@ def describe(training: Training) -> str:
         f"{o.optimizer} peak lr {training.peak_lr:.4g} ({'given' if o.lr else f'{o.base_lr} {o.lr_scaling} rule'}"
         f"{', the ViT recipe of MoCo v3' if is_transformer(m.arch) and o.optimizer == 'adamw' else ''}) "
         f"| weight decay {o.weight_decay}{' (biases and BN too)' if o.decay_1d else ''} "
-        f"| warm-up {o.warmup_epochs} epochs then cosine{' per epoch' if o.lr_schedule == 'epoch' else ''}\n"
-        f"batch {t.batch_size} x {training.steps_per_epoch} steps/epoch x {t.epochs} epochs | "
+        f"| warm-up {o.warmup_epochs:.4g} epochs then cosine{' per epoch' if o.lr_schedule == 'epoch' else ''}\n"
+        f"batch {t.batch_size} x {training.steps_per_epoch} steps/epoch x {t.epochs} epochs"
+        + (f" ({t.max_steps} steps: time budget {t.time_budget:g} min)" if t.time_budget is not None else "")
+        + (f" (stops at step {t.max_steps})" if t.time_budget is None and t.max_steps else "")
+        + " | "
         f"{training.precision}{' (auto)' if t.precision == 'auto' else ''} on {training.device}"
         + (f" | gradient in chunks of {t.chunk_size} images" if t.chunk_size else "")
         + (" | BN statistics per view" if t.bn_views == "per-view" else "")
@@ -290,5 +302,5 @@ def describe(training: Training) -> str:
 
 __all__ = [
     "Training", "build_loss", "build_network", "build_training", "check_run", "describe", "describe_loss",
-    "encoder_spec", "restore_state", "run_precision", "training_from",
+    "encoder_spec", "restore_state", "run_precision", "schedule_of", "training_from",
 ]

@@ -1,0 +1,112 @@
+"""``--time-budget``: the plan's arithmetic, a timing that leaves no trace, a schedule that ends on the
+planned step, and a resume that keeps the plan."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import losses, records, tiny_config
+
+from simclr import pretrain
+from simclr.errors import SimCLRError
+from simclr.train import budget
+from simclr.train.callbacks import Callback
+
+pretrain_module = importlib.import_module("simclr.train.pretrain")
+RATE = 2.0  # steps/s the planner is told: 0.25 min -> floor(15 * 2 * 0.95) = 28 steps
+
+
+def test_plan_budget_closed_form() -> None:
+    plan = budget.plan_budget(20, 3.0, 234, None)
+    assert plan.max_steps == math.floor(20 * 60 * 3.0 * budget.MARGIN) == 3420
+    assert plan.epochs == math.ceil(3420 / 234) == 15
+    assert plan.warmup_epochs == pytest.approx(0.1 * 3420 / 234)
+    assert budget.plan_budget(600, 10.0, 100, None).warmup_epochs == 10.0  # at most 10 epochs
+    assert budget.plan_budget(20, 3.0, 234, 2.5).warmup_epochs == 2.5  # an explicit warm-up is kept
+    assert budget.plan_budget(0.001, 0.1, 50, None).max_steps == 1
+
+
+def _fixed_rate(monkeypatch: pytest.MonkeyPatch, *, time_it: bool) -> list[int]:
+    """The planner sees RATE; with ``time_it`` the real timing still runs (its steps then must leave no
+    trace). Returns a list that counts the timings."""
+    calls: list[int] = []
+
+    def rate(training) -> float:  # noqa: ANN001
+        calls.append(1)
+        if time_it:
+            budget.measure_rate(training)
+        return RATE
+
+    monkeypatch.setattr(pretrain_module, "measure_rate", rate)
+    return calls
+
+
+def test_the_timing_steps_leave_no_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = {"train.time_budget": 0.25, "train.epochs": 100}
+    _fixed_rate(monkeypatch, time_it=True)
+    pretrain(tiny_config(**cfg), tmp_path / "timed")
+    _fixed_rate(monkeypatch, time_it=False)
+    pretrain(tiny_config(**cfg), tmp_path / "untimed")
+    a, b = losses(tmp_path / "timed"), losses(tmp_path / "untimed")
+    assert len(a) == 28
+    assert a == b  # bit for bit: weights, optimiser, BN statistics and generators were put back
+
+
+def test_the_schedule_ends_on_the_planned_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fixed_rate(monkeypatch, time_it=False)
+    run = tmp_path / "run"
+    result = pretrain(tiny_config(**{"train.time_budget": 0.25, "train.epochs": 100, "optim.warmup_epochs": None}),
+                      run)
+    assert result.step == 28  # 9 epochs of 3 steps and one step of the tenth
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert (saved["train"]["max_steps"], saved["train"]["epochs"], saved["train"]["time_budget"]) == (28, 10, 0.25)
+    assert saved["optim"]["warmup_epochs"] == pytest.approx(0.1 * 28 / 3)
+    lrs = [r["lr"] for r in records(run)]
+    peak, warm = max(lrs), round(0.1 * 28)  # the warm-up: 10% of the planned steps
+    for step, lr in enumerate(lrs):  # step (0-based) of 28: linear to the peak, then the cosine ends at step 28
+        want = peak * step / warm if step < warm else peak * 0.5 * (1 + math.cos(math.pi * (step - warm) / (28 - warm)))
+        assert lr == pytest.approx(want, rel=1e-6, abs=1e-12), step
+    assert lrs[-1] < 0.005 * peak  # the last step (27 of 28) is one step before the cosine's zero
+
+
+class StopAt(Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, trainer, event) -> None:  # noqa: ANN001
+        if event.step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_resume_keeps_the_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = {"train.time_budget": 0.25, "train.epochs": 100}
+    calls = _fixed_rate(monkeypatch, time_it=False)
+    pretrain(tiny_config(**cfg), tmp_path / "full")
+    part = tmp_path / "part"
+    first = pretrain(tiny_config(**cfg), part, callbacks=[StopAt(10)])
+    assert first.interrupted and 10 <= first.step < 28  # the signal is seen at the next step
+    calls.clear()
+    pretrain(tiny_config(**cfg), part, resume=True)
+    assert calls == []  # no new timing: the saved plan is followed
+    a, b = losses(tmp_path / "full"), losses(part)
+    assert [s for s, _ in a] == [s for s, _ in b] == list(range(1, 29))
+    for (_, la), (_, lb) in zip(a, b, strict=True):
+        assert lb == pytest.approx(la, rel=1e-4)
+
+
+def test_a_bad_budget_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SimCLRError, match="--time-budget must be > 0"):
+        pretrain(tiny_config(**{"train.time_budget": 0}), tmp_path / "run")
+
+
+def test_the_plan_is_printed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    _fixed_rate(monkeypatch, time_it=False)
+    pretrain(tiny_config(**{"train.time_budget": 0.25, "train.epochs": 100}), tmp_path / "run")
+    out = capsys.readouterr()
+    assert "time budget 0.25 min: 28 steps (9.33 epochs of 3) at 2.00 steps/s" in out.out + out.err

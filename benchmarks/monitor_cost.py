@@ -1,7 +1,7 @@
 """What the online monitors cost a run: the probe's update per step and one kNN evaluation, against the
 real training step, on the reference setting (ResNet-18, ImageNet stem, 28 px, batch 256, SGD).
 
-The probe (``simclr.eval.online.OnlineProbe.on_train_step``) and the steps are timed alternately, step
+The probe (``simclr.train.monitors.OnlineProbe.on_train_step``) and the steps are timed alternately, step
 after step, so machine noise hits both alike; the kNN monitor (``KNNMonitor.top1``: its bank and
 queries encoded, then the vote) is timed ``--repeats`` times. Prints the medians and the share of a
 run each monitor adds: probe = probe time / step time; kNN every E epochs = kNN time / (E x
@@ -22,7 +22,7 @@ import torch
 from throughput import reference_overrides
 
 from simclr.data.sources import load_images
-from simclr.eval.online import KNNMonitor, OnlineProbe
+from simclr.train.monitors import KNNMonitor, OnlineProbe
 from simclr.train.setup import training_from
 
 

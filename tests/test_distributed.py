@@ -345,7 +345,7 @@ def test_shard_range_covers_everything_once(world: int) -> None:
 def _chunk_worker(rank: int, world: int, store: str, out_dir: str) -> None:
     from helpers import NoBatchStats
 
-    from simclr.train.chunked import chunked_step
+    from simclr.methods.chunked import chunked_step
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)

@@ -4,7 +4,7 @@ One step (Chen et al. 2020, Algorithm 1): the 2N views go through the encoder f 
 head g in one forward, so BN in train mode normalises with statistics over both views (the official
 code; ``bn_views="per-view"``: one forward per view, each view's batch normalised on its own); the loss
 module (NT-Xent by default) compares z1 with z2. With ``chunk_size`` the exact gradient of the whole
-batch is computed chunk by chunk (``simclr.train.chunked``), the method running its own backward.
+batch is computed chunk by chunk (``simclr.methods.chunked``), the method running its own backward.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch import nn
 from simclr.data.loaders import ViewBatch
 from simclr.losses.ntxent import at_least_fp32
 from simclr.methods.base import StepOutput, identity
-from simclr.train.chunked import chunked_step
+from simclr.methods.chunked import chunked_step
 
 
 def project_views(

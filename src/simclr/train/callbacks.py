@@ -18,15 +18,16 @@ A callback with a ``name`` and a ``state_dict`` has its state kept in the checkp
 ``--resume``. Here: ``MetricsCallback`` (metrics.jsonl, TensorBoard, the progress line, the health
 signals) and ``EncoderSnapshots`` (``encoder.pt`` at the end, ``encoder-epochE.pt`` with
 ``--save-every-epoch``); the checkpoint policy is ``simclr.train.checkpoint.CheckpointCallback``, the
-online monitors are in ``simclr.eval.online``.
+online monitors are in ``simclr.train.monitors``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import torch
 from torch import nn
@@ -36,9 +37,8 @@ from simclr.methods.base import StepOutput
 from simclr.models.weights import ENCODER, encoder_payload
 from simclr.train.health import HealthReading
 from simclr.train.metrics import MetricsLog, Progress
-
-if TYPE_CHECKING:
-    from simclr.train.loop import Trainer
+from simclr.train.state import TrainState
+from simclr.train.step import TrainStep
 
 
 @dataclass
@@ -69,27 +69,42 @@ class StepEvent:
         return self.epoch + (self.batch + 1) / self.steps_per_epoch
 
 
+class LoopView(Protocol):
+    """What a callback sees of the loop that calls it (``simclr.train.loop.Trainer`` is one): the
+    callbacks depend on this, not on the loop, so the loop can import them without a cycle."""
+
+    state: TrainState  # the counters: step, epoch, batch in epoch, last loss, interrupted
+    callbacks: Sequence[Callback]
+    step_fn: TrainStep
+    stop_at: int  # the step the run ends at
+    stopping: bool  # a stop signal is agreed
+    stop_name: str  # which signal
+    log: TextIO
+
+    def check_finite(self) -> None: ...
+
+
 class Callback:
     """Base class: every hook does nothing. ``name``: the key of its checkpointed state, if any."""
 
     name: str = ""
 
-    def on_fit_start(self, trainer: Trainer) -> None: ...
+    def on_fit_start(self, trainer: LoopView) -> None: ...
 
-    def on_batch_start(self, trainer: Trainer, batch: Any) -> None: ...
+    def on_batch_start(self, trainer: LoopView, batch: Any) -> None: ...
 
-    def on_train_step(self, trainer: Trainer, batch: Any, output: StepOutput) -> None: ...
+    def on_train_step(self, trainer: LoopView, batch: Any, output: StepOutput) -> None: ...
 
-    def log_tensors(self, trainer: Trainer, output: StepOutput) -> dict[str, torch.Tensor]:
+    def log_tensors(self, trainer: LoopView, output: StepOutput) -> dict[str, torch.Tensor]:
         return {}
 
-    def on_step_end(self, trainer: Trainer, event: StepEvent) -> None: ...
+    def on_step_end(self, trainer: LoopView, event: StepEvent) -> None: ...
 
-    def on_epoch_end(self, trainer: Trainer) -> None: ...
+    def on_epoch_end(self, trainer: LoopView) -> None: ...
 
-    def on_fit_end(self, trainer: Trainer) -> None: ...
+    def on_fit_end(self, trainer: LoopView) -> None: ...
 
-    def teardown(self, trainer: Trainer) -> None: ...
+    def teardown(self, trainer: LoopView) -> None: ...
 
     def state_dict(self) -> dict[str, Any] | None:
         return None
@@ -113,21 +128,21 @@ class MetricsCallback(Callback):
         self.progress: Progress | None = None
         self.health = HealthReading()
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: LoopView) -> None:
         step = trainer.state.step
         if self.main and self.out is not None:
             self.metrics = MetricsLog(self.out, resume_step=step if self.resume else None)
         self.progress = Progress(trainer.stop_at, step, self.stream)
         self.tick, self.tick_step = time.perf_counter(), step
 
-    def log_tensors(self, trainer: Trainer, output: StepOutput) -> dict[str, torch.Tensor]:
+    def log_tensors(self, trainer: LoopView, output: StepOutput) -> dict[str, torch.Tensor]:
         """The batch's health signals (rank 0), read with the step's loss: alignment, uniformity; the
         effective rank's Gram matrix travels to the host in the same read (``HealthReading``)."""
         if self.main and output.features is not None and output.projections is not None:
             return self.health.prepare(output.features, *output.projections)
         return {}
 
-    def on_step_end(self, trainer: Trainer, event: StepEvent) -> None:
+    def on_step_end(self, trainer: LoopView, event: StepEvent) -> None:
         record = None
         if event.log:
             # images/s of training since the last record: up to this step's read, leaving out the
@@ -145,7 +160,7 @@ class MetricsCallback(Callback):
         assert self.progress is not None
         self.progress.update(event.step, record)
 
-    def teardown(self, trainer: Trainer) -> None:
+    def teardown(self, trainer: LoopView) -> None:
         if self.progress is not None:
             self.progress.close()
         if self.metrics is not None:
@@ -161,15 +176,15 @@ class EncoderSnapshots(Callback):
         self.out, self.encoder, self.image_size = out, encoder, image_size
         self.every_epoch, self.main = every_epoch, main
 
-    def on_epoch_end(self, trainer: Trainer) -> None:
+    def on_epoch_end(self, trainer: LoopView) -> None:
         if self.every_epoch and self.main:
             path = self.out / f"encoder-epoch{trainer.state.epoch}.pt"
             atomic_save(encoder_payload(self.encoder, self.image_size), path)  # type: ignore[arg-type]
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_fit_end(self, trainer: LoopView) -> None:
         if self.main and not trainer.state.interrupted:
             trainer.check_finite()
             atomic_save(encoder_payload(self.encoder, self.image_size), self.out / ENCODER)  # type: ignore[arg-type]
 
 
-__all__ = ["Callback", "EncoderSnapshots", "MetricsCallback", "StepEvent"]
+__all__ = ["Callback", "EncoderSnapshots", "LoopView", "MetricsCallback", "StepEvent"]

@@ -15,15 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from simclr.errors import SimCLRError
 from simclr.io import atomic_save, safe_load
 from simclr.models.weights import CHECKPOINT, CHECKPOINT_FORMAT
-from simclr.train.callbacks import Callback, StepEvent
-
-if TYPE_CHECKING:
-    from simclr.train.loop import Trainer
+from simclr.train.callbacks import Callback, LoopView, StepEvent
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -58,21 +55,21 @@ class CheckpointCallback(Callback):
     """Writes ``path`` (rank 0) by the policy of the module docstring; ``payload(trainer)`` is the
     checkpoint's content at that moment. Every rank reads the guard, so all stop together."""
 
-    def __init__(self, path: Path, payload: Callable[[Trainer], dict[str, Any]], log: TextIO, *,
+    def __init__(self, path: Path, payload: Callable[[LoopView], dict[str, Any]], log: TextIO, *,
                  every_steps: int | None = None, main: bool = True) -> None:
         self.path, self.payload, self.stream = path, payload, log
         self.every_steps, self.main = every_steps, main
 
-    def save(self, trainer: Trainer) -> None:
+    def save(self, trainer: LoopView) -> None:
         trainer.check_finite()
         if self.main:
             atomic_save(self.payload(trainer), self.path)
 
-    def _report_stop(self, trainer: Trainer) -> None:
+    def _report_stop(self, trainer: LoopView) -> None:
         print(f"\n{trainer.stop_name}: checkpoint saved at step {trainer.state.step}; continue with --resume",
               file=self.stream)
 
-    def on_step_end(self, trainer: Trainer, event: StepEvent) -> None:
+    def on_step_end(self, trainer: LoopView, event: StepEvent) -> None:
         if event.end_of_epoch:
             return  # the epoch end writes it
         every = self.every_steps is not None and event.step % self.every_steps == 0
@@ -81,7 +78,7 @@ class CheckpointCallback(Callback):
             if event.stopping:
                 self._report_stop(trainer)
 
-    def on_epoch_end(self, trainer: Trainer) -> None:
+    def on_epoch_end(self, trainer: LoopView) -> None:
         self.save(trainer)
         if trainer.stopping:
             self._report_stop(trainer)

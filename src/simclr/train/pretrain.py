@@ -3,7 +3,7 @@
 It resolves and checks the configuration (against the checkpoint's when resuming), loads the images,
 prepares the run directory, builds the run (``simclr.train.setup``), and hands it to ``fit_run``
 (``simclr.train.run``: the loop with metrics, progress and the checkpoint policy) with SimCLR's own
-callbacks: the online probe and the kNN monitor (``simclr.eval.online``) and the encoder files.
+callbacks: the online probe and the kNN monitor (``simclr.train.monitors``) and the encoder files.
 Under torchrun (WORLD_SIZE > 1) it joins the process group: ``batch_size`` is the global batch, each
 rank trains on its share, and rank 0 alone writes the run directory and logs::
 
@@ -28,13 +28,13 @@ from simclr.config import PretrainConfig, resolve
 from simclr.data.images import has_labels
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
-from simclr.eval.online import KNNMonitor, OnlineProbe
 from simclr.io import safe_load
 from simclr.models.weights import CHECKPOINT, ENCODER, load_encoder, load_library_encoder
 from simclr.runtime import pick_device, prepare_device, resolve_precision
 from simclr.train.budget import measure_rate, plan_budget
 from simclr.train.callbacks import Callback, EncoderSnapshots
 from simclr.train.checkpoint import prepare_run_dir
+from simclr.train.monitors import KNNMonitor, OnlineProbe
 from simclr.train.run import fit_run, resume_checkpoint
 from simclr.train.setup import Training, build_training, check_run, describe, encoder_spec, schedule_of
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from simclr import distributed
 from simclr.models.weights import CHECKPOINT, CHECKPOINT_FORMAT
-from simclr.train.callbacks import Callback, MetricsCallback
+from simclr.train.callbacks import Callback, LoopView, MetricsCallback
 from simclr.train.checkpoint import CheckpointCallback, read_checkpoint
 from simclr.train.loop import Trainer
 from simclr.train.state import TrainState, rng_state
@@ -48,10 +48,10 @@ def resume_checkpoint(out: Path, resume: bool) -> dict[str, Any] | None:
     return distributed.main_first(lambda: read_checkpoint(out / CHECKPOINT))
 
 
-def checkpoint_payload(parts: RunParts) -> Callable[[Trainer], dict[str, Any]]:
+def checkpoint_payload(parts: RunParts) -> Callable[[LoopView], dict[str, Any]]:
     """The checkpoint's content at the moment it is written (``simclr.train.checkpoint``)."""
 
-    def payload(trainer: Trainer) -> dict[str, Any]:
+    def payload(trainer: LoopView) -> dict[str, Any]:
         state = trainer.state
         return {
             "format": CHECKPOINT_FORMAT,

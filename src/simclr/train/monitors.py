@@ -34,10 +34,9 @@ from simclr.eval.features import extract_features
 from simclr.eval.knn import knn_eval
 from simclr.eval.linear import topk_accuracy
 from simclr.methods.base import StepOutput
-from simclr.train.callbacks import Callback, StepEvent
+from simclr.train.callbacks import Callback, LoopView, StepEvent
 
 if TYPE_CHECKING:
-    from simclr.train.loop import Trainer
     from simclr.train.setup import Training
 
 
@@ -63,7 +62,7 @@ class OnlineProbe(Callback):
         self.optimizer = torch.optim.SGD(self.probe.parameters(), lr=lr, momentum=0.9, nesterov=True)
         self.test: Images | None = None  # loaded when the run starts
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: LoopView) -> None:
         d = self.training.cfg.data
         limit = None if d.limit is None else max(1, d.limit // 5)
         try:
@@ -72,7 +71,7 @@ class OnlineProbe(Callback):
             self.test = None
             warnings.warn(f"online probe: no test split to report on ({e}); probe_acc only", stacklevel=2)
 
-    def on_train_step(self, trainer: Trainer, batch: ViewBatch, output: StepOutput) -> None:
+    def on_train_step(self, trainer: LoopView, batch: ViewBatch, output: StepOutput) -> None:
         if output.features is None:
             return
         step = trainer.state.step - 1
@@ -97,7 +96,7 @@ class OnlineProbe(Callback):
         output.logs["probe_loss"] = loss.detach()
         output.logs["probe_acc"] = acc
 
-    def on_step_end(self, trainer: Trainer, event: StepEvent) -> None:
+    def on_step_end(self, trainer: LoopView, event: StepEvent) -> None:
         if event.final and self.test is not None:
             top1 = self.test_top1()
             event.extras["probe_test_top1"] = top1
@@ -142,7 +141,7 @@ class KNNMonitor(Callback):
         self.bank: Images | None = None
         self.queries: Images | None = None
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: LoopView) -> None:
         seed, limit = self.training.cfg.train.seed, self.training.cfg.data.limit
         try:
             train = _eval_split(self.training, "train", limit)
@@ -156,7 +155,7 @@ class KNNMonitor(Callback):
         self.bank = _sample(train, n_bank, mix_seed(seed, 6))
         self.queries = _sample(test, n_query, mix_seed(seed, 7))
 
-    def on_step_end(self, trainer: Trainer, event: StepEvent) -> None:
+    def on_step_end(self, trainer: LoopView, event: StepEvent) -> None:
         if event.end_of_epoch and (event.epoch + 1) % self.every == 0:
             event.extras["knn_top1"] = self.top1()
 

@@ -17,8 +17,8 @@ from simclr.config import resolve
 from simclr.data.loaders import ViewBatch
 from simclr.data.sources import load_images
 from simclr.eval.features import extract_features
-from simclr.eval.online import KNNMonitor, OnlineProbe
 from simclr.methods.base import StepOutput
+from simclr.train.monitors import KNNMonitor, OnlineProbe
 from simclr.train.setup import build_training
 
 

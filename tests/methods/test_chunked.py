@@ -12,8 +12,8 @@ from helpers import NoBatchStats
 from torch import nn
 
 from simclr.losses import NTXentLoss, nt_xent
+from simclr.methods.chunked import chunked_step
 from simclr.models import build_model
-from simclr.train.chunked import chunked_step
 
 TAU = 0.5
 

@@ -5,6 +5,7 @@ from simclr.config import PretrainConfig
 from simclr.errors import SimCLRError
 from simclr.eval import extract_features, knn_eval, linear_eval
 from simclr.losses import DistillLoss, NTXentLoss, SupConLoss, nt_xent
+from simclr.methods import PretrainMethod, StepOutput, StepTools, register
 from simclr.models import ResNet, SimCLRModel, build_encoder, build_head, build_model
 from simclr.models.backbones import Backbone, EncoderSpec
 from simclr.models.classifier import Classifier, load_classifier
@@ -27,12 +28,15 @@ __all__ = [
     "EncoderSpec",
     "NTXentLoss",
     "PretrainConfig",
+    "PretrainMethod",
     "ResNet",
     "Searcher",
     "SupConLoss",
     "SimCLRAugment",
     "SimCLRError",
     "SimCLRModel",
+    "StepOutput",
+    "StepTools",
     "build_encoder",
     "build_head",
     "build_model",
@@ -48,5 +52,6 @@ __all__ = [
     "lr_at",
     "nt_xent",
     "pretrain",
+    "register",
     "scaled_lr",
 ]

@@ -11,7 +11,7 @@ from simclr.config.files import suggest
 from simclr.config.schema import PretrainConfig
 from simclr.data.sources import DATASETS
 from simclr.errors import SimCLRError
-from simclr.losses import LOSSES
+from simclr.losses import LOSS_KINDS, LOSSES
 from simclr.models.backbones import check_arch, family, is_transformer, resolve_stem
 from simclr.models.encoder import INPUT_NORMS, STEMS
 from simclr.models.heads import HEADS
@@ -95,8 +95,9 @@ def validate(cfg: PretrainConfig) -> None:
         (m.head_layers >= 1, f"--head-layers must be >= 1, got {m.head_layers}"),
         (lo.temperature is not None and lo.temperature > 0, f"--temperature must be > 0, got {lo.temperature}"),
         (0 < lo.margin <= 2, f"--margin must be in (0, 2] (a cosine similarity gap), got {lo.margin}"),
-        (not lo.semi_hard or lo.name in ("ntlogistic", "triplet"),
-         f"--semi-hard is for --loss ntlogistic or triplet, not {lo.name}"),
+        (not lo.semi_hard or LOSS_KINDS[lo.name].semi_hard,
+         f"--semi-hard is for --loss {' or '.join(k.name for k in LOSS_KINDS.values() if k.semi_hard)}, "
+         f"not {lo.name}"),
         (o.lr is None or (o.lr > 0 and math.isfinite(o.lr)), f"--lr must be > 0, got {o.lr}"),
         (o.base_lr is not None and o.base_lr > 0, f"--base-lr must be > 0, got {o.base_lr}"),
         (o.weight_decay is not None and o.weight_decay >= 0, f"--weight-decay must be >= 0, got {o.weight_decay}"),

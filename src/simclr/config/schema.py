@@ -31,6 +31,11 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    method: str = opt(
+        "simclr", "the pretraining method: simclr (default); others registered with simclr.methods.register")
+    method_options: dict[str, Any] | None = opt(
+        None, "settings of a method registered outside simclr, read by its own code (e.g. an EMA momentum)",
+        cli=False)
     arch: str = opt(
         "resnet18", "the encoder f: resnet18 (default), resnet34, resnet50, resnet101, resnet152 (simclr's ResNet), "
         "torchvision/<name> (any torchvision classification model) or timm/<name> (any timm model, pip install "

@@ -15,10 +15,10 @@ from torch import nn
 
 from simclr.data.loaders import LabelledBatch
 from simclr.losses.distill import DistillLoss
-from simclr.methods.base import StepOutput, identity
+from simclr.methods.base import MethodBase, StepOutput, identity
 
 
-class Distill:
+class Distill(MethodBase):
     """``training_step(LabelledBatch) -> StepOutput``; logs ``agree``, the fraction of the batch where
     the student's top class is the teacher's.
 

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from simclr.data.loaders import LabelledBatch
-from simclr.methods.base import StepOutput, identity
+from simclr.methods.base import MethodBase, StepOutput, identity
 
 
-class FineTune:
+class FineTune(MethodBase):
     """``training_step(LabelledBatch) -> StepOutput``: cross-entropy of ``model``'s logits; logs the
     batch's accuracy as ``train_acc``.
 

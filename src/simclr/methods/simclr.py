@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from simclr.data.loaders import ViewBatch
+from simclr.errors import SimCLRError
+from simclr.losses.catalog import LOSS_KINDS
 from simclr.losses.ntxent import at_least_fp32
-from simclr.methods.base import StepOutput, identity
+from simclr.methods.base import PretrainMethod, StepOutput, StepTools, identity
 from simclr.methods.chunked import chunked_step
+from simclr.methods.registry import register
+
+if TYPE_CHECKING:
+    from simclr.config import PretrainConfig
 
 
 def project_views(
@@ -51,8 +58,9 @@ def _views_first(h: torch.Tensor, chunk_size: int, n: int) -> torch.Tensor:
     return torch.cat(first + second)
 
 
-class SimCLR:
-    """SimCLR as a method: ``training_step(ViewBatch) -> StepOutput``.
+@register
+class SimCLR(PretrainMethod):
+    """SimCLR as a method (``--method simclr``, the default): ``training_step(ViewBatch) -> StepOutput``.
 
     Args:
         model: the plain network ``x -> (h, z)`` (a ``SimCLRModel``): what is saved.
@@ -89,6 +97,30 @@ class SimCLR:
         self.autocast = autocast
         self.backward_scale = backward_scale
         self.uses_labels = bool(getattr(loss, "uses_labels", False))  # SupCon: the batch's labels too
+
+    name = "simclr"
+    summary = "two views of each image, f and g, a contrastive loss on z (--loss: NT-Xent, SupCon, ...)"
+
+    @classmethod
+    def validate(cls, cfg: PretrainConfig, labelled: bool) -> None:
+        if LOSS_KINDS[cfg.loss.name].needs_labels and not labelled:
+            raise SimCLRError(f"--loss {cfg.loss.name} needs labels: the {cfg.data.dataset} images have none "
+                              "(use class subfolders DIR/CLASS/img.png, or --loss ntxent)")
+
+    @classmethod
+    def from_config(cls, model: nn.Module, cfg: PretrainConfig, tools: StepTools) -> SimCLR:
+        loss = tools.loss if tools.loss is not None else LOSS_KINDS[cfg.loss.name].build(cfg.loss)
+        return cls(model, loss, net=tools.net, bn_views=cfg.train.bn_views, chunk_size=cfg.train.chunk_size,
+                   prepare=tools.prepare, autocast=tools.autocast, backward_scale=tools.backward_scale)
+
+    @classmethod
+    def describe(cls, cfg: PretrainConfig) -> str:
+        return LOSS_KINDS[cfg.loss.name].describe(cfg.loss)
+
+    @classmethod
+    def notes(cls, cfg: PretrainConfig, global_batch: int) -> list[str]:
+        kind = LOSS_KINDS[cfg.loss.name]
+        return [f"{kind.title} loss {kind.equal_text(cfg.loss, global_batch)}"]
 
     def training_step(self, batch: ViewBatch) -> StepOutput:
         v1, v2 = batch.view1, batch.view2

@@ -13,7 +13,6 @@ rank trains on its share, and rank 0 alone writes the run directory and logs::
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from simclr.data.images import has_labels
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
 from simclr.io import safe_load
+from simclr.methods import method_class
 from simclr.models.weights import CHECKPOINT, ENCODER, load_encoder, load_library_encoder
 from simclr.runtime import pick_device, prepare_device, resolve_precision
 from simclr.train.budget import measure_rate, plan_budget
@@ -175,8 +175,8 @@ def _pretrain(cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: 
     if precision_line:
         print(precision_line, file=log)
     print(describe(training), file=log)
-    print(f"{len(images)} images; expected first loss about ln(2N-1) = {math.log(2 * t.batch_size - 1):.3f}",
-          file=log)
+    notes = method_class(cfg.model.method).notes(cfg, t.batch_size)
+    print("; ".join([f"{len(images)} images", *notes]), file=log)
     encoder_files = EncoderSnapshots(out, training.model.encoder, d.image_size, every_epoch=t.save_every_epoch,
                                      main=world.is_main)
     state = fit_run(training, out, log, ckpt=ckpt, monitors=monitors(training), outputs=[encoder_files, *extra])

@@ -3,7 +3,9 @@
 The pieces, in the order they are made: the network (seeded; global BN under torchrun; channels_last),
 the loader of two-view batches, the optimiser with the peak learning rate of the batch size, the fp16
 grad scaler, a checkpoint's state put back when resuming, the DistributedDataParallel / compile
-wrappers, the SimCLR method over the loss module, and the ``TrainStep`` that ties them together.
+wrappers, the method (``--method``, from ``simclr.methods.registry``: it makes the model's parts around
+the encoder, checks its settings, builds its step and names its objective in the banner), and the
+``TrainStep`` that ties them together. Nothing here knows one method from another.
 ``build_training`` does no I/O beyond reading the images it is given, so benchmarks time exactly the
 step a run trains with (``Training.step``). ``describe`` is the banner a run prints first.
 """
@@ -22,18 +24,13 @@ from torch import nn
 from simclr import distributed
 from simclr.augment import OPS
 from simclr.config import PretrainConfig, apply_overrides, resolve
-from simclr.config.schema import LossConfig
 from simclr.data.images import Images, has_labels
 from simclr.data.loaders import PretrainLoader
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
-from simclr.losses import MarginTripletLoss, NTLogisticLoss, NTXentLoss, SupConLoss
-from simclr.methods.base import identity
-from simclr.methods.simclr import SimCLR
+from simclr.methods import PretrainMethod, StepTools, identity, method_class
 from simclr.models.backbones import Backbone, EncoderSpec, is_transformer
-from simclr.models.heads import build_head
 from simclr.models.norm import convert_global_bn
-from simclr.models.simclr import SimCLRModel, model_from_spec
 from simclr.models.weights import config_spec
 from simclr.optim import build_optimizer, lr_at, scaled_lr
 from simclr.runtime import (
@@ -55,12 +52,12 @@ class Training:
     cfg: PretrainConfig
     device: torch.device
     world: distributed.DistContext
-    model: SimCLRModel  # the plain network: what the checkpoint and the encoder files hold
+    model: nn.Module  # the plain network (the encoder f as ``.encoder``): what the checkpoint holds
     net: nn.Module  # what the forward calls: model, under DDP and/or torch.compile
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     loader: PretrainLoader
-    method: SimCLR
+    method: PretrainMethod
     step: TrainStep
     peak_lr: float
     global_bn: bool
@@ -77,16 +74,15 @@ def encoder_spec(cfg: PretrainConfig) -> EncoderSpec:
     return config_spec(dataclasses.asdict(cfg.model), cfg.data.image_size)
 
 
-def build_network(cfg: PretrainConfig, backbone: nn.Module | None = None) -> SimCLRModel:
-    """The randomly initialised encoder f and head g of ``cfg`` (resolved), on the CPU; with ``backbone`` (a
-    module given from Python, ``model.arch`` then ``module/<its class>``) f is that module, as it is."""
-    m = cfg.model
+def build_network(cfg: PretrainConfig, backbone: nn.Module | None = None) -> nn.Module:
+    """The randomly initialised model of ``cfg`` (resolved), on the CPU: the encoder f, and around it the
+    parts its method makes (SimCLR: the head g); with ``backbone`` (a module given from Python,
+    ``model.arch`` then ``module/<its class>``) f is that module, as it is."""
     if backbone is None:
-        return model_from_spec(encoder_spec(cfg), m.head, m.head_layers, m.head_bn, m.proj_dim, m.zero_init_residual,
-                               m.head_out_bn)
-    encoder = backbone if isinstance(backbone, Backbone) else Backbone(backbone, encoder_spec(cfg))
-    return SimCLRModel(encoder, build_head(m.head, encoder.feature_dim, m.proj_dim, m.head_layers, m.head_bn,
-                                           m.head_out_bn))
+        encoder: nn.Module = encoder_spec(cfg).build(cfg.model.zero_init_residual)
+    else:
+        encoder = backbone if isinstance(backbone, Backbone) else Backbone(backbone, encoder_spec(cfg))
+    return method_class(cfg.model.method).build_model(cfg, encoder)
 
 
 def run_precision(cfg: PretrainConfig, device: torch.device, precision: str | None = None) -> str:
@@ -113,35 +109,12 @@ def check_run(cfg: PretrainConfig, world: distributed.DistContext, device: torch
     spec = encoder_spec(cfg)
     if spec.family in ("torchvision", "timm"):
         spec.build()  # a torchvision / timm model that cannot be built here (e.g. a ViT's patches and the image size)
-    if cfg.loss.name == "supcon" and not labelled:
-        raise SimCLRError(f"--loss supcon needs labels: the {cfg.data.dataset} images have none "
-                          "(use class subfolders DIR/CLASS/img.png, or --loss ntxent)")
+    method_class(cfg.model.method).validate(cfg, labelled)
     if n_images < t.batch_size:
         raise SimCLRError(
             f"--batch-size {t.batch_size} is larger than the dataset ({n_images} images): "
             "lower --batch-size or raise --limit"
         )
-
-
-def build_loss(loss: LossConfig) -> nn.Module:
-    """The loss module ``--loss`` names: NT-Xent (SimCLR), SupCon (labels as positives), NT-Logistic or the
-    margin triplet loss (the paper's Table 2)."""
-    assert loss.temperature is not None
-    if loss.name == "supcon":
-        return SupConLoss(loss.temperature)
-    if loss.name == "ntlogistic":
-        return NTLogisticLoss(loss.temperature, semi_hard=loss.semi_hard)
-    if loss.name == "triplet":
-        return MarginTripletLoss(loss.margin, semi_hard=loss.semi_hard)
-    return NTXentLoss(loss.temperature)
-
-
-def describe_loss(loss: LossConfig) -> str:
-    """The loss and its settings, as the banner names them."""
-    names = {"ntxent": "NT-Xent", "supcon": "SupCon", "ntlogistic": "NT-Logistic", "triplet": "margin triplet"}
-    name = names[loss.name]
-    setting = f"margin {loss.margin}" if loss.name == "triplet" else f"temperature {loss.temperature}"
-    return f"{name} {setting}{' semi-hard negatives' if loss.semi_hard else ''}"
 
 
 def restore_state(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -185,8 +158,8 @@ def build_training(
 ) -> Training:
     """The parts of a run of ``cfg`` (resolved) on ``images`` and ``device`` (see the module docstring).
 
-    ``ckpt``: a checkpoint to resume from (model, optimiser, scaler, random state). ``loss``: the loss
-    module (default ``NTXentLoss(cfg.loss.temperature)``). ``guard_where``: the checkpoint the
+    ``ckpt``: a checkpoint to resume from (model, optimiser, scaler, random state). ``loss``: a loss
+    module for the method to use instead of ``--loss`` (``StepTools.loss``). ``guard_where``: the checkpoint the
     finiteness message names. ``init_encoder``: encoder weights to start from (``--init-from``).
     ``precision``: what ``cfg.train.precision`` resolved to (``run_precision``). ``backbone``: the encoder
     module given from Python (``build_network``).
@@ -223,12 +196,10 @@ def build_training(
         net = distributed.wrap_ddp(model, device, sync_buffers=not global_bn)
     if t.compile:
         net = torch.compile(net)
-    method = SimCLR(
-        model, loss if loss is not None else build_loss(cfg.loss), net=net,
-        bn_views=t.bn_views,
-        chunk_size=t.chunk_size, prepare=to_channels_last if channels_last else identity,
-        autocast=functools.partial(autocast_context, precision, device), backward_scale=scaler.scale,
-    )
+    tools = StepTools(net, prepare=to_channels_last if channels_last else identity,
+                      autocast=functools.partial(autocast_context, precision, device), backward_scale=scaler.scale,
+                      loss=loss)
+    method = method_class(cfg.model.method).from_config(model, cfg, tools)
     schedule = schedule_of(cfg, steps_per_epoch, peak_lr)
     last_loss = float(ckpt["last_loss"]) if ckpt is not None else float("nan")
     step = TrainStep(method, optimizer, schedule, scaler, FiniteGuard(device, last_loss, guard_where),
@@ -271,7 +242,7 @@ def describe(training: Training) -> str:
         f"dataset {d.dataset} | image size {d.image_size} | {encoder_spec(cfg).describe()}"
         f"{' | input norm ' + m.input_norm if m.input_norm != 'none' else ''} | head {m.head}"
         f"{'-' + str(m.head_layers) if m.head == 'mlp' else ''} -> {m.proj_dim}\n"
-        f"{describe_loss(cfg.loss)} | "
+        f"{method_class(cfg.model.method).describe(cfg)} | "
         f"colour strength {a.color_strength} | "
         + (f"crop area {a.crop_scale[0]:g}-{a.crop_scale[1]:g} {a.crop_interpolation} | " if a.crop else "crop off | ")
         + f"blur {'on' if a.blur else 'off'} | "
@@ -286,7 +257,8 @@ def describe(training: Training) -> str:
         f"| warm-up {o.warmup_epochs:.4g} epochs then cosine{' per epoch' if o.lr_schedule == 'epoch' else ''}\n"
         f"batch {t.batch_size} x {training.steps_per_epoch} steps/epoch x {t.epochs} epochs"
         + (f" ({t.max_steps} steps: time budget {t.time_budget:g} min)" if t.time_budget is not None else "")
-        + (f" (stops at step {t.max_steps})" if t.time_budget is None and t.max_steps else "")
+        + (f" (stops at step {t.max_steps})"
+           if t.time_budget is None and t.max_steps and t.max_steps < training.steps_per_epoch * t.epochs else "")
         + " | "
         f"{training.precision}{' (auto)' if t.precision == 'auto' else ''} on {training.device}"
         + (f" | gradient in chunks of {t.chunk_size} images" if t.chunk_size else "")
@@ -301,6 +273,6 @@ def describe(training: Training) -> str:
 
 
 __all__ = [
-    "Training", "build_loss", "build_network", "build_training", "check_run", "describe", "describe_loss",
+    "Training", "build_network", "build_training", "check_run", "describe",
     "encoder_spec", "restore_state", "run_precision", "schedule_of", "training_from",
 ]

@@ -137,6 +137,8 @@ class TrainStep:
         self.method, self.optimizer, self.lr_at = method, optimizer, lr_at
         self.scaler, self.guard, self.on_overflow = scaler, guard, on_overflow
         self.params = [p for p in method.model.parameters() if p.requires_grad]
+        # the hook is optional: any object with ``model`` and ``training_step`` is a method the loop runs
+        self.after_step: Callable[[int], None] | None = getattr(method, "after_optimizer_step", None)
         self.overflows_reported = 0
 
     def __call__(self, batch: Any, step: int) -> StepOutput:
@@ -159,6 +161,8 @@ class TrainStep:
         else:
             self.guard.observe(step, out.loss, grad_norm(self.params), batch)
             self.optimizer.step()
+        if self.after_step is not None:
+            self.after_step(step)
         return out
 
     def report_overflows(self, guard_values: list[float]) -> None:

@@ -144,6 +144,8 @@ def test_config_yaml_reruns_and_presets(tmp_path: Path, capsys: pytest.CaptureFi
         (["--batch-size", "100", "--limit", "50"], "larger than the dataset"),
         (["--temperature", "-1"], "--temperature must be > 0"),
         (["--width-multiplier", "0"], "--width-multiplier"),
+        (["--width-multiplier", "0.1"], "--width-multiplier must be in 0.25-4, got 0.1"),
+        (["--width-multiplier", "8"], "--width-multiplier must be in 0.25-4, got 8"),
         (["--lr", "0"], "--lr must be > 0"),
         (["--lr", "-0.1"], "--lr must be > 0"),
         (["--batch-size", "1"], "--batch-size must be >= 2"),
@@ -166,6 +168,34 @@ def test_unknown_yaml_key_is_one_line_with_a_suggestion(tmp_path: Path, capsys: 
     line = one_line_error(capsys, "pretrain", "--out", str(tmp_path / "run"), "--config", str(cfg))
     assert "temprature" in line and "did you mean 'temperature'" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_invalid_yaml_names_its_line_and_column(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("loss:\n  temperature: 0.2\n train:\n  epochs: 3\n")  # line 3 is indented one space
+    line = one_line_error(capsys, "pretrain", "--out", str(tmp_path / "run"), "--config", str(cfg))
+    assert f"{cfg}, line 3, column 2: not valid YAML" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_misspelt_flag_gets_a_suggestion(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["pretrain", "--data_dir", "x", "--out", str(tmp_path / "run")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --data_dir x" in err
+    assert "--data_dir: did you mean --data-dir?" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("command", "default"), [("finetune", "the run's own"), ("distill", "the teacher's")])
+def test_the_help_states_the_commands_own_dataset_default(command: str, default: str,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    help_text = out[out.rindex("--dataset DATASET"):][:200]  # the option's entry, after the usage line
+    assert f"(default: {default}" in help_text and "synthetic (default)" not in help_text
 
 
 def test_bad_folders_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -17,6 +17,7 @@ from PIL import Image
 from simclr import PretrainConfig, load_encoder, pretrain
 from simclr.cli import main
 from simclr.config import apply_overrides
+from simclr.data.folder import FolderImages
 from simclr.data.images import center_resize, pil_to_uint8
 from simclr.use.embeddings import Embeddings, embed
 from simclr.use.pictures import CELL
@@ -197,6 +198,30 @@ def test_preview_augment_grid(folder: Path, tmp_path: Path, capsys: pytest.Captu
     cols, gap, head = 5, 4, 18
     assert img.size == (cols * CELL + (cols + 1) * gap + gap, head + 3 * (CELL + gap) + gap)
     assert _variance(out) > 100
+
+
+def test_embed_of_a_folder_dataset_is_every_image(run: Path, folder: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    """``embed --dataset folder --data-dir D`` embeds all of D, as ``--images D`` (it once kept 4 of every 5)."""
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    assert cli(["embed", "--run", str(run), "--dataset", "folder", "--data-dir", str(folder), "--out", str(a)],
+               capsys)[0] == 0
+    assert cli(["embed", "--run", str(run), "--images", str(folder), "--out", str(b)], capsys)[0] == 0
+    ea, eb = Embeddings.load(a), Embeddings.load(b)
+    # every readable image: 5 a class (broken.png fails its header check, truncated.png its decoding)
+    assert len(ea.paths) == len(eb.paths) == 10 == len(FolderImages(folder).paths) - 1
+    assert ea.paths == eb.paths
+
+
+def test_preview_augment_of_a_folder_dataset(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``--dataset folder --data-dir D`` previews the folder as ``--images D`` does (it once crashed:
+    'FolderImages' has no 'images')."""
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    common = ["--out", "--n", "3", "--image-size", "32"]
+    assert cli(["preview-augment", "--dataset", "folder", "--data-dir", str(folder), common[0], str(a),
+                *common[1:]], capsys)[0] == 0
+    assert cli(["preview-augment", "--images", str(folder), common[0], str(b), *common[1:]], capsys)[0] == 0
+    assert Image.open(a).tobytes() == Image.open(b).tobytes()
 
 
 def test_plot_and_visualize(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -18,6 +18,16 @@ def test_topk_accuracy() -> None:
     assert acc["top1"] == pytest.approx(1 / 3) and acc["top2"] == pytest.approx(2 / 3)
 
 
+def test_topk_is_left_out_where_it_cannot_fail() -> None:
+    """With 4 classes top-5 is 1 for any model: it is not reported (top-3 of 4 still is)."""
+    logits = torch.randn(6, 4)
+    y = torch.tensor([0, 1, 2, 3, 0, 1])
+    acc = topk_accuracy(logits, y, (1, 3, 5))
+    assert set(acc) == {"top1", "top3"}
+    assert set(topk_accuracy(torch.randn(6, 5), y, (1, 5))) == {"top1"}
+    assert set(topk_accuracy(torch.randn(6, 6), y, (1, 5))) == {"top1", "top5"}
+
+
 def test_linear_eval_separable_and_chance() -> None:
     g = torch.Generator().manual_seed(0)
     centres = torch.randn(5, 16, generator=g) * 4
@@ -25,7 +35,7 @@ def test_linear_eval_separable_and_chance() -> None:
     xtr = centres[ytr] + torch.randn(500, 16, generator=g)
     xte = centres[yte] + torch.randn(200, 16, generator=g)
     res = linear_eval(xtr, ytr, xte, yte)
-    assert res["top1"] > 0.97 and res["top5"] == 1.0
+    assert res["top1"] > 0.97 and "top5" not in res  # 5 classes: top-5 is 1 for any model, not reported
     noise = linear_eval(torch.randn(500, 16, generator=g), ytr, torch.randn(200, 16, generator=g), yte)
     assert noise["top1"] < 0.4  # chance is 0.2
 

@@ -60,3 +60,37 @@ def test_layer_refusals(run: Path) -> None:
         run_features(run, limit=40, device="cpu", layer="y")
     with pytest.raises(SimCLRError, match="head g is only in checkpoints|head g is kept"):
         run_features(run / "encoder.pt", limit=40, device="cpu", layer="z", dataset="synthetic")
+
+
+class _StopAt:
+    """A callback sending SIGTERM after a step: the run stops there, saved, without its encoder.pt."""
+
+    def __new__(cls, step: int):  # noqa: ANN204
+        import os
+        import signal
+
+        from simclr.train.callbacks import Callback
+
+        class Stop(Callback):
+            def on_step_end(self, trainer, event) -> None:  # noqa: ANN001
+                if event.step == step:
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+        return Stop()
+
+
+def test_an_unfinished_run_is_scored_as_such(tmp_path: Path) -> None:
+    from simclr.eval.protocol import evaluate_knn
+
+    run = tmp_path / "run"
+    state = pretrain(tiny_config(), run, callbacks=[_StopAt(2)])  # 2 epochs x 3 steps planned
+    assert state.interrupted and not (run / "encoder.pt").exists()
+    lines: list[str] = []
+    result = evaluate_knn(run, k=5, log=lines.append)
+    assert result is not None
+    assert (result["run_finished"], result["run_step"], result["run_steps"]) == (False, state.step, 6)
+    assert any(f"unfinished: run at step {state.step} of 6" in line for line in lines)
+    pretrain(tiny_config(), run, resume=True)  # finished: nothing to say
+    lines.clear()
+    result = evaluate_knn(run, k=5, log=lines.append)
+    assert result is not None and "run_finished" not in result and not any("is unfinished:" in x for x in lines)

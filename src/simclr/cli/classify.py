@@ -23,7 +23,9 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
         "SGD lr 0.05 x B/256, no weight decay, crop + flip). --random-init: the same network from scratch.",
     )
     ft.add_argument("--run", "--run-dir", dest="run", required=True, help="the pretraining run directory")
-    _common(ft, FINETUNE_FLAGS)
+    _common(ft, FINETUNE_FLAGS, {"data.dataset": "the labelled dataset to fine-tune on (default: the run's own, "
+                                 "from its config.yaml): synthetic, folder, cifar10, cifar100, stl10, mnist, "
+                                 "fashion-mnist"})
     ds = sub.add_parser(
         "distill", help="distil a fine-tuned classifier into a student on every image (SimCLRv2)",
         description="SimCLRv2's distillation: a student (the teacher's network, or a smaller one) learns the "
@@ -31,15 +33,16 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Callable[[argpars
         "labelled subset). Crop + flip.",
     )
     ds.add_argument("--teacher", required=True, help="a `simclr finetune` (or distill) directory")
-    _common(ds, DISTILL_FLAGS)
+    _common(ds, DISTILL_FLAGS, {"data.dataset": "the dataset to distil on (default: the teacher's): synthetic, "
+                                "folder, cifar10, cifar100, stl10, mnist, fashion-mnist"})
     return {"finetune": finetune_command, "distill": distill_command}
 
 
-def _common(p: argparse.ArgumentParser, flags: list[Flag]) -> None:
+def _common(p: argparse.ArgumentParser, flags: list[Flag], helps: dict[str, str]) -> None:
     p.add_argument("--out", required=True, help="output directory (classifier.pt, results.json, checkpoint)")
     p.add_argument("--config", help="a YAML config, e.g. the config.yaml of an earlier run of this command")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    add_config_flags(p, flags)
+    add_config_flags(p, flags, helps)
 
 
 def _config(args: argparse.Namespace, cfg: Any, flags: list[Flag]) -> Any:
@@ -89,5 +92,5 @@ def _yaml(path: Path) -> dict[str, Any]:
 
 def _report(result: dict[str, Any] | None, kind: str) -> int:
     if result is not None:  # None: another rank, or stopped by a signal (the log says so)
-        print(f"{kind}: top1 {result['top1']:.4f} top5 {result['top5']:.4f}")
+        print(f"{kind}: " + " ".join(f"{k} {v:.4f}" for k, v in result.items() if k in ("top1", "top5")))
     return 0

@@ -48,8 +48,12 @@ def config_flags(config_type: type = PretrainConfig) -> list[Flag]:
     return out
 
 
-def add_config_flags(parser: argparse.ArgumentParser, flags: list[Flag]) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, flags: list[Flag], helps: dict[str, str] | None = None) -> None:
+    """One flag per ``Flag``; ``helps`` replaces the help of some (by ``section.field``), where a command's
+    default is not the config field's (finetune's dataset is the run's own)."""
+    helps = helps or {}
     for fl in flags:
+        fl = Flag(fl.flag, fl.key, fl.type, helps.get(fl.key, fl.help))  # noqa: PLW2901
         if fl.type is None:
             parser.add_argument(fl.flag, dest=fl.dest, action=argparse.BooleanOptionalAction, default=None,
                                 help=fl.help)

@@ -10,6 +10,7 @@ exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 import warnings
 from collections.abc import Callable
@@ -28,7 +29,22 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     commands: dict[str, Callable[[argparse.Namespace], int]] = {}
     for group in COMMAND_GROUPS:
         commands.update(group.add_commands(sub))
+    parser.set_defaults(_subparsers=sub.choices)
     return parser, commands
+
+
+def unknown_flags_message(extras: list[str], command: argparse.ArgumentParser) -> str:
+    """argparse's "unrecognized arguments" line, with the closest flag of ``command`` for each misspelt one
+    (``--data_dir``: did you mean --data-dir?)."""
+    flags = [s for action in command._actions for s in action.option_strings]  # noqa: SLF001 - argparse has no API
+    hints = []
+    for word in extras:
+        if word.startswith("-"):
+            name = word.split("=", 1)[0]
+            close = difflib.get_close_matches(name.replace("_", "-"), flags, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"{name}: did you mean {close[0]}?")
+    return f"unrecognized arguments: {' '.join(extras)}" + (f" ({'; '.join(hints)})" if hints else "")
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202, ARG001
@@ -37,7 +53,10 @@ def _warning_line(message, category, filename, lineno, file=None, line=None):  #
 
 def main(argv: list[str] | None = None) -> int:
     parser, commands = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        command = args._subparsers[args.command]
+        command.error(unknown_flags_message(extras, command))
     warnings.formatwarning = _warning_line  # one plain line per warning
     try:
         return commands[args.command](args)

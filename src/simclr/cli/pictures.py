@@ -70,8 +70,9 @@ def preview_command(args: argparse.Namespace) -> int:
     cfg = resolve(cfg)
     size = int(cfg.data.image_size)  # type: ignore[arg-type]
     limit = args.n if args.limit is None else min(args.n, args.limit)
-    if args.images:
-        folder = FolderImages(args.images, limit)
+    folder_dir = args.images or (args.data_dir if cfg.data.dataset == "folder" else None)
+    if folder_dir:  # --images DIR, or --dataset folder --data-dir DIR: the files, read as training reads them
+        folder = FolderImages(folder_dir, limit)
         # crop source: a larger centre crop, so the random resized crop has room (as training reads files)
         src = max(size, round(size * 8 / 7))
         batch = torch.stack([pil_to_uint8(center_resize(folder.load(i)[0], src)) for i in range(len(folder))])

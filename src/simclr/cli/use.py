@@ -84,9 +84,15 @@ def finished_encoder(run: str) -> nn.Module:
 
 
 def image_source(args: argparse.Namespace, size: int, split: str = "train") -> tuple[Images, list[str]]:
-    """(images, names) for --images DIR or --dataset NAME."""
-    if args.images:
-        images = FolderImages(args.images, args.limit)
+    """(images, names) for --images DIR or --dataset NAME. ``--dataset folder --data-dir DIR`` is every image
+    of DIR, as ``--images DIR`` (the evaluation's hold-out of every 5th image is for linear-eval and knn),
+    unless DIR has train/ and test/ subfolders: then ``--split`` picks one."""
+    folder = args.images
+    if args.dataset == "folder" and args.data_dir and not (
+            (Path(args.data_dir) / "train").is_dir() and (Path(args.data_dir) / "test").is_dir()):
+        folder = args.data_dir
+    if folder:
+        images = FolderImages(folder, args.limit)
         return images, list(images.paths)
     images = load_images(args.dataset, split, args.data_dir, args.limit, 0, size)
     return images, [f"{args.dataset}:{split}:{i}" for i in range(len(images))]

@@ -92,7 +92,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
-        raise SimCLRError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SimCLRError(f"{where}: not valid YAML: {what}") from e
     if not isinstance(data, dict):
         raise SimCLRError(f"{path} must hold a mapping of sections (data, model, ...)")
     return data

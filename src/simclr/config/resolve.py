@@ -90,7 +90,7 @@ def validate(cfg: PretrainConfig) -> None:
     checks = [
         (d.image_size is not None and d.image_size >= 8, f"--image-size must be >= 8, got {d.image_size}"),
         (d.workers >= 0, f"--workers must be >= 0, got {d.workers}"),
-        (m.width_multiplier > 0, f"--width-multiplier must be > 0, got {m.width_multiplier}"),
+        (0.25 <= m.width_multiplier <= 4, f"--width-multiplier must be in 0.25-4, got {m.width_multiplier}"),
         (m.proj_dim >= 1, f"--proj-dim must be >= 1, got {m.proj_dim}"),
         (m.head_layers >= 1, f"--head-layers must be >= 1, got {m.head_layers}"),
         (lo.temperature is not None and lo.temperature > 0, f"--temperature must be > 0, got {lo.temperature}"),

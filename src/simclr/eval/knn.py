@@ -35,7 +35,7 @@ def knn_eval(
         votes = torch.zeros(len(q), num_classes)
         votes.scatter_add_(1, train_y[idx], weights)
         scores.append(votes)
-    result = topk_accuracy(torch.cat(scores), test_y, (1, 5) if num_classes >= 5 else (1,))
+    result = topk_accuracy(torch.cat(scores), test_y)
     result["k"] = k
     return result
 

@@ -66,10 +66,13 @@ def fit_logreg(
 
 
 def topk_accuracy(logits: torch.Tensor, y: torch.Tensor, ks: Iterable[int] = (1, 5)) -> dict[str, float]:
+    """``top{k}`` for each k of ``ks`` below the number of classes (top-k of k >= C classes is 1 whatever
+    the model: it is left out, as top-5 is with 4 classes); ``top1`` always."""
     out = {}
     for k in ks:
-        k_eff = min(k, logits.shape[1])
-        top = logits.topk(k_eff, dim=1).indices
+        if k > 1 and k >= logits.shape[1]:
+            continue
+        top = logits.topk(k, dim=1).indices
         out[f"top{k}"] = float((top == y[:, None]).any(1).float().mean())
     return out
 

@@ -9,6 +9,7 @@ then fit and score; under torchrun every rank encodes a share and rank 0 alone f
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from simclr.eval.features import check_finite, extract_features
 from simclr.eval.knn import knn_eval
 from simclr.eval.linear import linear_eval
 from simclr.models.backbones import spec_of
-from simclr.models.weights import load_encoder, load_head
+from simclr.models.weights import CHECKPOINT, ENCODER, load_encoder, load_head
 from simclr.runtime import pick_device, resolve_precision
 
 
@@ -47,6 +48,26 @@ class FeatureSplits:
 def _run_data_config(run: str | os.PathLike) -> dict[str, Any]:
     run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
     return load_yaml(run_dir / "config.yaml").get("data", {}) if (run_dir / "config.yaml").exists() else {}
+
+
+def unfinished_run(run: str | os.PathLike) -> tuple[int, int | None] | None:
+    """(the step reached, the run's planned steps or None when unknown) of a run directory that has no
+    ``encoder.pt`` yet (training, or stopped) and whose checkpoint is what would be evaluated; None for a
+    finished run or a file. Read from its small files (``metrics.jsonl``, ``config.yaml``), not the checkpoint."""
+    p = Path(run)
+    if not p.is_dir() or (p / ENCODER).exists() or not (p / CHECKPOINT).exists():
+        return None
+    lines = (p / "metrics.jsonl").read_text().splitlines() if (p / "metrics.jsonl").exists() else []
+    last = json.loads(lines[-1]) if lines else {}
+    step = int(last.get("step", 0))
+    train = (load_yaml(p / "config.yaml").get("train", {}) if (p / "config.yaml").exists() else {})
+    total: int | None = None
+    if step and last.get("epoch"):
+        per_epoch = round(step / float(last["epoch"]))  # the records' epoch is fractional: steps / steps per epoch
+        total = per_epoch * int(train.get("epochs", 0)) or None
+    if train.get("max_steps"):
+        total = min(total, int(train["max_steps"])) if total else int(train["max_steps"])
+    return step, total
 
 
 def untrained_like(encoder: nn.Module, seed: int = 0) -> nn.Module:
@@ -145,8 +166,15 @@ def run_features(
 
 
 def _with_provenance(result: dict[str, Any], splits: FeatureSplits, run: str | os.PathLike,
-                     random_init: bool) -> dict[str, Any]:
+                     random_init: bool, log: Callable[[str], None] | None) -> dict[str, Any]:
     result.update(dataset=splits.dataset, layer=splits.layer, random_init=random_init, run=str(run))
+    progress = None if random_init else unfinished_run(run)
+    if progress is not None:  # an unfinished run is scored as such, and says so
+        step, total = progress
+        result.update(run_finished=False, run_step=step, run_steps=total)
+        if log:
+            log(f"note: {run} is unfinished: run at step {step} of {total if total else '?'} (no {ENCODER} yet: "
+                f"its {CHECKPOINT} is evaluated)")
     return result
 
 
@@ -157,7 +185,7 @@ def evaluate_linear(run: str | os.PathLike, *, seed: int = 0, log: Callable[[str
     if splits is None:
         return None
     result = linear_eval(splits.train_x, splits.train_y, splits.test_x, splits.test_y, seed=seed, log=log)
-    return _with_provenance(result, splits, run, kwargs.get("random_init", False))
+    return _with_provenance(result, splits, run, kwargs.get("random_init", False), log)
 
 
 def evaluate_knn(run: str | os.PathLike, *, k: int = 200, temperature: float = 0.1,
@@ -167,8 +195,8 @@ def evaluate_knn(run: str | os.PathLike, *, k: int = 200, temperature: float = 0
     if splits is None:
         return None
     result = knn_eval(splits.train_x, splits.train_y, splits.test_x, splits.test_y, k=k, temperature=temperature)
-    return _with_provenance(result, splits, run, kwargs.get("random_init", False))
+    return _with_provenance(result, splits, run, kwargs.get("random_init", False), log)
 
 
 __all__ = ["LAYERS", "FeatureSplits", "evaluate_knn", "evaluate_linear", "run_features", "untrained_head_like",
-           "untrained_like"]
+           "unfinished_run", "untrained_like"]

@@ -23,16 +23,18 @@ from typing import Any, TextIO
 from torch import nn
 
 from simclr import distributed
-from simclr.config import PretrainConfig, resolve
+from simclr.config import PretrainConfig, apply_overrides, resolve
 from simclr.data.images import has_labels
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
 from simclr.io import safe_load
 from simclr.methods import method_class
 from simclr.models.weights import CHECKPOINT, ENCODER, load_encoder, load_library_encoder
+from simclr.optim import scaled_lr
 from simclr.runtime import pick_device, prepare_device, resolve_precision
 from simclr.train.budget import measure_rate, plan_budget
 from simclr.train.callbacks import Callback, EncoderSnapshots
+from simclr.train.changes import check_resume_changes, describe_resume_changes, differences
 from simclr.train.checkpoint import prepare_run_dir
 from simclr.train.monitors import KNNMonitor, OnlineProbe
 from simclr.train.run import fit_run, resume_checkpoint
@@ -87,14 +89,37 @@ def _resolved(cfg: PretrainConfig, ckpt: dict[str, Any] | None) -> PretrainConfi
         cfg.train.time_budget, cfg.train.max_steps = saved_t["time_budget"], saved_t["max_steps"]
         cfg.train.epochs, cfg.optim.warmup_epochs = saved_t["epochs"], saved_o["warmup_epochs"]
     if ckpt is not None:
-        saved_model = ckpt["config"]["model"]
-        diff = [k for k in saved_model if saved_model[k] != cfg.to_dict()["model"].get(k)]
-        if diff:
-            raise distributed.same_on_every_rank(SimCLRError(
-                f"--resume: the checkpoint's model differs in {', '.join(diff)}; "
-                "resume with the run's own config.yaml (--config) or start a new --out"
-            ))
+        try:
+            check_resume_changes(differences(ckpt["config"], cfg.to_dict()))
+        except SimCLRError as e:
+            raise distributed.same_on_every_rank(e) from None
     return cfg
+
+
+def resume_lines(training: Training, ckpt: dict[str, Any]) -> list[str]:
+    """What this resume changes (``simclr.train.changes``), with the schedule's old and new values."""
+    cfg = training.cfg
+    diffs = differences(ckpt["config"], cfg.to_dict())
+    if not diffs:
+        return []
+    old = PretrainConfig()
+    try:
+        apply_overrides(old, {k: v for k, v in ckpt["config"].items() if isinstance(v, dict)}, "the checkpoint")
+    except SimCLRError:  # a checkpoint of another version: the changes, without their effect on the schedule
+        return describe_resume_changes(diffs, int(ckpt["step"]), training.step.lr_at, training.step.lr_at, 0, 0, 0, 0)
+    step, epoch, in_epoch = int(ckpt["step"]), int(ckpt["epoch"]), int(ckpt["batch_in_epoch"])
+    spe_new = training.steps_per_epoch
+    spe_old = (step - in_epoch) // epoch if epoch else max(1, spe_new * cfg.train.batch_size // old.train.batch_size)
+    o = old.optim
+    peak_old = o.lr if o.lr is not None else scaled_lr(o.base_lr or 0.3, old.train.batch_size, o.lr_scaling)
+    lr_old = schedule_of(old, spe_old, peak_old) if o.warmup_epochs is not None else training.step.lr_at
+
+    def end(c: PretrainConfig, spe: int) -> int:
+        total = spe * c.train.epochs
+        return min(total, c.train.max_steps) if c.train.max_steps else total
+
+    return describe_resume_changes(diffs, step, lr_old, training.step.lr_at, end(old, spe_old),
+                                   end(cfg, spe_new), spe_old, spe_new)
 
 
 def _simclr_file(path: Path) -> bool:
@@ -177,6 +202,8 @@ def _pretrain(cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: 
     print(describe(training), file=log)
     notes = method_class(cfg.model.method).notes(cfg, t.batch_size)
     print("; ".join([f"{len(images)} images", *notes]), file=log)
+    for line in resume_lines(training, ckpt) if ckpt is not None else []:
+        print(line, file=log)
     encoder_files = EncoderSnapshots(out, training.model.encoder, d.image_size, every_epoch=t.save_every_epoch,
                                      main=world.is_main)
     state = fit_run(training, out, log, ckpt=ckpt, monitors=monitors(training), outputs=[encoder_files, *extra])

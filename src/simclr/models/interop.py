@@ -5,7 +5,7 @@ stride on the 3x3 conv of a bottleneck, BN eps 1e-5) and other names for two thi
 (``stem.0`` / ``stem.1`` are torchvision's ``conv1`` / ``bn1``) and the projection shortcut
 (``shortcut`` is torchvision's ``downsample``). timm's ``resnetNN`` uses torchvision's names, so one
 mapping serves both. torchvision has no width multiplier; a CIFAR stem (3x3 stride-1 ``conv1``, no
-max-pool) loads into a torchvision ResNet once those two modules are replaced (README).
+max-pool) loads into a torchvision ResNet once those two modules are replaced (docs/guide/use.md).
 
 Import reads a torchvision-layout state dict as other codebases write it: bare, wrapped
 (``{"state_dict": ...}``, ``{"model": ...}``) or prefixed (``module.``, ``backbone.``, ``encoder.``,

@@ -159,3 +159,9 @@ def test_per_epoch_schedule_matches_cosine_annealing_lr(epochs: int) -> None:
     assert lr_at(spe - 1, peak, 2 * spe, 10 * spe, spe) == 0.0
     assert lr_at(spe, peak, 2 * spe, 10 * spe, spe) == pytest.approx(peak / 2)
     assert lr_at(spe - 1, peak, 2 * spe, 10 * spe) > 0  # the per-step default does not hold
+
+
+def test_run_length() -> None:
+    from simclr.optim import run_length
+
+    assert run_length(234, 5) == 1170 and run_length(234, 5, 1000) == 1000 and run_length(234, 5, 5000) == 1170

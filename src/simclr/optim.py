@@ -160,6 +160,12 @@ def scaled_lr(base_lr: float, batch_size: int, rule: str) -> float:
 LR_SCHEDULES = ("step", "epoch")
 
 
+def run_length(steps_per_epoch: int, epochs: int, max_steps: int | None = None) -> int:
+    """The steps a run takes: ``epochs`` x ``steps_per_epoch``, or fewer where ``max_steps`` stops it first."""
+    total = steps_per_epoch * epochs
+    return min(total, max_steps) if max_steps else total
+
+
 def lr_at(
     step: int, peak_lr: float, warmup_steps: int, total_steps: int, steps_per_epoch: int | None = None
 ) -> float:

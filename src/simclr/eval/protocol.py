@@ -29,6 +29,7 @@ from simclr.eval.knn import knn_eval
 from simclr.eval.linear import linear_eval
 from simclr.models.backbones import spec_of
 from simclr.models.weights import CHECKPOINT, ENCODER, load_encoder, load_head
+from simclr.optim import run_length
 from simclr.runtime import pick_device, resolve_precision
 
 
@@ -61,13 +62,11 @@ def unfinished_run(run: str | os.PathLike) -> tuple[int, int | None] | None:
     last = json.loads(lines[-1]) if lines else {}
     step = int(last.get("step", 0))
     train = (load_yaml(p / "config.yaml").get("train", {}) if (p / "config.yaml").exists() else {})
-    total: int | None = None
-    if step and last.get("epoch"):
-        per_epoch = round(step / float(last["epoch"]))  # the records' epoch is fractional: steps / steps per epoch
-        total = per_epoch * int(train.get("epochs", 0)) or None
-    if train.get("max_steps"):
-        total = min(total, int(train["max_steps"])) if total else int(train["max_steps"])
-    return step, total
+    max_steps = int(train["max_steps"]) if train.get("max_steps") else None
+    if not (step and last.get("epoch") and train.get("epochs")):
+        return step, max_steps
+    per_epoch = round(step / float(last["epoch"]))  # the records' epoch is fractional: steps / steps per epoch
+    return step, run_length(per_epoch, int(train["epochs"]), max_steps)
 
 
 def untrained_like(encoder: nn.Module, seed: int = 0) -> nn.Module:

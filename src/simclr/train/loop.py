@@ -21,6 +21,7 @@ import torch
 from simclr import distributed
 from simclr.errors import SimCLRError
 from simclr.methods.base import StepOutput
+from simclr.optim import run_length
 from simclr.train.callbacks import Callback, StepEvent
 from simclr.train.signals import StopFlag
 from simclr.train.state import TrainState
@@ -59,8 +60,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.epochs, self.log_every = epochs, log_every
         self.steps_per_epoch = len(loader)
-        total = self.steps_per_epoch * epochs
-        self.stop_at = min(total, max_steps) if max_steps else total
+        self.stop_at = run_length(self.steps_per_epoch, epochs, max_steps)
         self.device = device or torch.device("cpu")
         self.callback_states = callback_states or {}
         self.log = log or sys.stderr

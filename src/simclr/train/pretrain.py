@@ -30,7 +30,7 @@ from simclr.errors import SimCLRError
 from simclr.io import safe_load
 from simclr.methods import method_class
 from simclr.models.weights import CHECKPOINT, ENCODER, load_encoder, load_library_encoder
-from simclr.optim import scaled_lr
+from simclr.optim import run_length
 from simclr.runtime import pick_device, prepare_device, resolve_precision
 from simclr.train.budget import measure_rate, plan_budget
 from simclr.train.callbacks import Callback, EncoderSnapshots
@@ -38,7 +38,15 @@ from simclr.train.changes import check_resume_changes, describe_resume_changes, 
 from simclr.train.checkpoint import prepare_run_dir
 from simclr.train.monitors import KNNMonitor, OnlineProbe
 from simclr.train.run import fit_run, resume_checkpoint
-from simclr.train.setup import Training, build_training, check_run, describe, encoder_spec, schedule_of
+from simclr.train.setup import (
+    Training,
+    build_training,
+    check_run,
+    describe,
+    encoder_spec,
+    peak_lr_of,
+    schedule_of,
+)
 
 
 @dataclass
@@ -110,16 +118,10 @@ def resume_lines(training: Training, ckpt: dict[str, Any]) -> list[str]:
     step, epoch, in_epoch = int(ckpt["step"]), int(ckpt["epoch"]), int(ckpt["batch_in_epoch"])
     spe_new = training.steps_per_epoch
     spe_old = (step - in_epoch) // epoch if epoch else max(1, spe_new * cfg.train.batch_size // old.train.batch_size)
-    o = old.optim
-    peak_old = o.lr if o.lr is not None else scaled_lr(o.base_lr or 0.3, old.train.batch_size, o.lr_scaling)
-    lr_old = schedule_of(old, spe_old, peak_old) if o.warmup_epochs is not None else training.step.lr_at
-
-    def end(c: PretrainConfig, spe: int) -> int:
-        total = spe * c.train.epochs
-        return min(total, c.train.max_steps) if c.train.max_steps else total
-
-    return describe_resume_changes(diffs, step, lr_old, training.step.lr_at, end(old, spe_old),
-                                   end(cfg, spe_new), spe_old, spe_new)
+    lr_old = schedule_of(old, spe_old, peak_lr_of(old)) if old.optim.warmup_epochs is not None else training.step.lr_at
+    return describe_resume_changes(
+        diffs, step, lr_old, training.step.lr_at, run_length(spe_old, old.train.epochs, old.train.max_steps),
+        run_length(spe_new, cfg.train.epochs, cfg.train.max_steps), spe_old, spe_new)
 
 
 def _simclr_file(path: Path) -> bool:

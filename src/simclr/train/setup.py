@@ -130,6 +130,12 @@ def restore_state(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim
         restore_rng(ckpt["rng"], device)
 
 
+def peak_lr_of(cfg: PretrainConfig) -> float:
+    """The peak learning rate of ``cfg`` (resolved): ``--lr``, else ``--base-lr`` scaled by the batch size."""
+    o = cfg.optim
+    return o.lr if o.lr is not None else scaled_lr(o.base_lr or 0.3, cfg.train.batch_size, o.lr_scaling)
+
+
 def schedule_of(cfg: PretrainConfig, steps_per_epoch: int, peak_lr: float) -> functools.partial:
     """The learning rate of a global step: linear warm-up, then cosine to the run's end (``epochs`` x
     steps per epoch; with ``--time-budget``, the planned ``max_steps``)."""
@@ -184,7 +190,7 @@ def build_training(
         rank=world.rank, world_size=world.world_size, augment_on=cfg.augment.on,
     )
     steps_per_epoch = len(loader)
-    peak_lr = o.lr if o.lr is not None else scaled_lr(o.base_lr or 0.3, t.batch_size, o.lr_scaling)
+    peak_lr = peak_lr_of(cfg)
     optimizer = build_optimizer(o.optimizer, model, peak_lr, o.weight_decay, o.momentum, o.decay_1d)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     if ckpt is not None:
@@ -274,5 +280,5 @@ def describe(training: Training) -> str:
 
 __all__ = [
     "Training", "build_network", "build_training", "check_run", "describe",
-    "encoder_spec", "restore_state", "run_precision", "schedule_of", "training_from",
+    "encoder_spec", "peak_lr_of", "restore_state", "run_precision", "schedule_of", "training_from",
 ]

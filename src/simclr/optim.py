@@ -18,8 +18,9 @@ trust ratio).
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -125,9 +126,10 @@ def build_optimizer(
     weight_decay: float,
     momentum: float = 0.9,
     decay_1d: bool = False,
+    nesterov: bool = False,
 ) -> torch.optim.Optimizer:
     """The optimiser ``name`` over ``model``'s parameters, with the ``ndim <= 1`` exclusion
-    unless ``decay_1d``."""
+    unless ``decay_1d``; ``nesterov``: SGD's Nesterov momentum (fine-tuning's)."""
     if name == "lars":
         # LARS applies the exclusion itself; one group keeps its state_dict simple.
         return LARS(
@@ -138,7 +140,8 @@ def build_optimizer(
             exclude_1d=not decay_1d,
         )
     if name == "sgd":
-        return torch.optim.SGD(param_groups(model, weight_decay, decay_1d), lr=lr, momentum=momentum)
+        return torch.optim.SGD(param_groups(model, weight_decay, decay_1d), lr=lr, momentum=momentum,
+                               nesterov=nesterov)
     if name == "adamw":
         return torch.optim.AdamW(param_groups(model, weight_decay, decay_1d), lr=lr)
     raise SimCLRError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
@@ -164,6 +167,14 @@ def run_length(steps_per_epoch: int, epochs: int, max_steps: int | None = None) 
     """The steps a run takes: ``epochs`` x ``steps_per_epoch``, or fewer where ``max_steps`` stops it first."""
     total = steps_per_epoch * epochs
     return min(total, max_steps) if max_steps else total
+
+
+def cosine_schedule(peak_lr: float, warmup_epochs: float, steps_per_epoch: int, total_steps: int,
+                    per_epoch: bool = False) -> Callable[[int], float]:
+    """``lr_at`` of one run as a function of the global step: warm-up over ``warmup_epochs`` epochs, then
+    cosine to 0 at ``total_steps``; ``per_epoch``: held through each epoch."""
+    return functools.partial(lr_at, peak_lr=peak_lr, warmup_steps=round(warmup_epochs * steps_per_epoch),
+                             total_steps=total_steps, steps_per_epoch=steps_per_epoch if per_epoch else None)
 
 
 def lr_at(

@@ -146,9 +146,9 @@ def test_finetune_distill_and_evaluation_on_a_gpu(cpu_run: Path, tmp_path: Path,
             module = importlib.import_module(f"simclr.train.{name}")
             real_fit = module.fit_classifier
 
-            def fit(parts, out, data, info, log, ckpt, extra, real_fit=real_fit):  # noqa: ANN001, ANN202
+            def fit(parts, run, data, info, log, extra, real_fit=real_fit):  # noqa: ANN001, ANN202
                 counted.append(StepReads(reads))
-                return real_fit(parts, out, data, info, log, ckpt, [*extra, counted[-1]])
+                return real_fit(parts, run, data, info, log, [*extra, counted[-1]])
 
             monkeypatch.setattr(module, "fit_classifier", fit)
         assert main(["finetune", "--run", str(cpu_run), "--out", str(tmp_path / "ft"), *common,

@@ -384,6 +384,7 @@ def test_fp16_overflow_is_skipped_by_the_grad_scaler_and_reported(
     import simclr.train.setup
 
     monkeypatch.setattr(simclr.train.setup, "check_precision", lambda precision, device: None)
+    monkeypatch.setattr(simclr.train.engine, "check_precision", lambda precision, device: None)
     # the third step's gradients overflow
     result = pretrain(tiny_config(**{"train.precision": "fp16"}), tmp_path,
                       loss=Poisoned(at=3, factor=float("inf"), grad=True))

@@ -2,7 +2,7 @@
 overrides) and how "auto" values are filled and every value checked (``resolve``)."""
 
 from simclr.config.files import apply_overrides, load_preset, load_yaml, preset_names, suggest
-from simclr.config.resolve import BN_VIEWS, resolve, validate
+from simclr.config.resolve import BN_VIEWS, check_common, resolve, validate
 from simclr.config.schema import (
     AugmentSection,
     DataConfig,
@@ -13,6 +13,7 @@ from simclr.config.schema import (
     MonitorConfig,
     OptimConfig,
     PretrainConfig,
+    RunTrain,
     TrainConfig,
     config_dict,
     sections,
@@ -20,6 +21,6 @@ from simclr.config.schema import (
 
 __all__ = [
     "BN_VIEWS", "AugmentSection", "DataConfig", "DistillConfig", "FinetuneConfig", "LossConfig", "ModelConfig",
-    "MonitorConfig", "OptimConfig", "PretrainConfig", "TrainConfig", "apply_overrides", "load_preset", "load_yaml",
-    "preset_names", "resolve", "config_dict", "sections", "suggest", "validate",
+    "MonitorConfig", "OptimConfig", "PretrainConfig", "RunTrain", "TrainConfig", "apply_overrides", "load_preset",
+    "load_yaml", "check_common", "preset_names", "resolve", "config_dict", "sections", "suggest", "validate",
 ]

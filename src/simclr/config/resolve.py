@@ -57,6 +57,32 @@ def resolve(cfg: PretrainConfig) -> PretrainConfig:
     return cfg
 
 
+def check_common(cfg: Any) -> None:
+    """The checks every training command's config shares (``data.workers``, the ``RunTrain`` fields of
+    ``train``, and the lr, momentum, weight decay and warm-up of ``optim``); one line for the first failure."""
+    d, o, t = cfg.data, cfg.optim, cfg.train
+    _check_choice(t.precision, PRECISION_CHOICES, "--precision")
+    if t.dist_backend is not None:
+        _check_choice(t.dist_backend, ("gloo", "nccl"), "--dist-backend")
+    checks = [
+        (d.workers >= 0, f"--workers must be >= 0, got {d.workers}"),
+        (o.lr is None or (o.lr > 0 and math.isfinite(o.lr)), f"--lr must be > 0, got {o.lr}"),
+        (o.base_lr is not None and o.base_lr > 0, f"--base-lr must be > 0, got {o.base_lr}"),
+        (o.weight_decay is not None and o.weight_decay >= 0, f"--weight-decay must be >= 0, got {o.weight_decay}"),
+        (0 <= o.momentum < 1, f"--momentum must be in [0, 1), got {o.momentum}"),
+        (o.warmup_epochs is not None and o.warmup_epochs >= 0, f"--warmup-epochs must be >= 0, got {o.warmup_epochs}"),
+        (t.epochs is None or t.epochs >= 1, f"--epochs must be >= 1, got {t.epochs}"),
+        (t.batch_size is None or t.batch_size >= 1, f"--batch-size must be >= 1, got {t.batch_size}"),
+        (t.max_steps is None or t.max_steps >= 1, f"--max-steps must be >= 1, got {t.max_steps}"),
+        (t.log_every >= 1, f"--log-every must be >= 1, got {t.log_every}"),
+        (t.checkpoint_every_steps is None or t.checkpoint_every_steps >= 1,
+         f"--checkpoint-every-steps must be >= 1, got {t.checkpoint_every_steps}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise SimCLRError(message)
+
+
 def validate(cfg: PretrainConfig) -> None:
     d, m, a, lo, o, t, mo = cfg.data, cfg.model, cfg.augment, cfg.loss, cfg.optim, cfg.train, cfg.monitor
     check_arch(m.arch)
@@ -77,7 +103,6 @@ def validate(cfg: PretrainConfig) -> None:
     _check_choice(o.lr_schedule, LR_SCHEDULES, "--lr-schedule")
     _check_choice(t.bn_views, BN_VIEWS, "--bn-views")
     _check_choice(a.crop_interpolation, CROP_INTERPOLATIONS, "--crop-interpolation")
-    _check_choice(t.precision, PRECISION_CHOICES, "--precision")
     _check_choice(lo.name, LOSSES, "--loss")
     _check_choice(a.on, ("device", "workers"), "--augment-on")
     if a.on == "workers" and (a.brightness != "multiplicative" or a.contrast != "gray-mean"):
@@ -85,11 +110,11 @@ def validate(cfg: PretrainConfig) -> None:
             "--augment-on workers uses torchvision's colour ops: brightness 'multiplicative' and contrast "
             "'gray-mean' only; use --augment-on device for the other variants"
         )
-    if t.dist_backend is not None:
-        _check_choice(t.dist_backend, ("gloo", "nccl"), "--dist-backend")
+    if t.batch_size < 2:
+        raise SimCLRError(f"--batch-size must be >= 2 (NT-Xent needs negatives), got {t.batch_size}")
+    check_common(cfg)
     checks = [
         (d.image_size is not None and d.image_size >= 8, f"--image-size must be >= 8, got {d.image_size}"),
-        (d.workers >= 0, f"--workers must be >= 0, got {d.workers}"),
         (0.25 <= m.width_multiplier <= 4, f"--width-multiplier must be in 0.25-4, got {m.width_multiplier}"),
         (m.proj_dim >= 1, f"--proj-dim must be >= 1, got {m.proj_dim}"),
         (m.head_layers >= 1, f"--head-layers must be >= 1, got {m.head_layers}"),
@@ -98,24 +123,13 @@ def validate(cfg: PretrainConfig) -> None:
         (not lo.semi_hard or LOSS_KINDS[lo.name].semi_hard,
          f"--semi-hard is for --loss {' or '.join(k.name for k in LOSS_KINDS.values() if k.semi_hard)}, "
          f"not {lo.name}"),
-        (o.lr is None or (o.lr > 0 and math.isfinite(o.lr)), f"--lr must be > 0, got {o.lr}"),
-        (o.base_lr is not None and o.base_lr > 0, f"--base-lr must be > 0, got {o.base_lr}"),
-        (o.weight_decay is not None and o.weight_decay >= 0, f"--weight-decay must be >= 0, got {o.weight_decay}"),
-        (0 <= o.momentum < 1, f"--momentum must be in [0, 1), got {o.momentum}"),
-        (o.warmup_epochs is not None and o.warmup_epochs >= 0, f"--warmup-epochs must be >= 0, got {o.warmup_epochs}"),
-        (t.epochs >= 1, f"--epochs must be >= 1, got {t.epochs}"),
-        (t.batch_size >= 2, f"--batch-size must be >= 2 (NT-Xent needs negatives), got {t.batch_size}"),
-        (t.max_steps is None or t.max_steps >= 1, f"--max-steps must be >= 1, got {t.max_steps}"),
         (t.time_budget is None or (t.time_budget > 0 and math.isfinite(t.time_budget)),
          f"--time-budget must be > 0 minutes, got {t.time_budget}"),
-        (t.log_every >= 1, f"--log-every must be >= 1, got {t.log_every}"),
         (t.chunk_size is None or t.chunk_size >= 1, f"--chunk-size must be >= 1, got {t.chunk_size}"),
         (t.bn_views == "joint" or t.chunk_size is None,
          "--bn-views per-view cannot be combined with --chunk-size (chunks set their own BN batches)"),
         (lo.name == "ntxent" or t.chunk_size is None,
          f"--loss {lo.name} cannot be combined with --chunk-size (the chunked step is NT-Xent's); drop --chunk-size"),
-        (t.checkpoint_every_steps is None or t.checkpoint_every_steps >= 1,
-         f"--checkpoint-every-steps must be >= 1, got {t.checkpoint_every_steps}"),
         (mo.probe_lr > 0, f"monitor.probe_lr must be > 0, got {mo.probe_lr}"),
         (mo.knn_every >= 0, f"--knn-every must be >= 0 (0: off), got {mo.knn_every}"),
         (mo.knn_k >= 1, f"monitor.knn_k must be >= 1, got {mo.knn_k}"),
@@ -128,4 +142,4 @@ def validate(cfg: PretrainConfig) -> None:
     a.to_augment_config().validate()
 
 
-__all__ = ["BN_VIEWS", "resolve", "validate"]
+__all__ = ["BN_VIEWS", "check_common", "resolve", "validate"]

@@ -146,34 +146,45 @@ class OptimConfig:
 
 
 @dataclass
-class TrainConfig:
+class RunTrain:
+    """The ``train`` section's fields every training command shares (pretrain, finetune, distill): one
+    declaration, one help text, one check (``simclr.config.resolve.check_common``). A command's own
+    section subclasses it and adds its fields after these; fine-tuning restates ``epochs`` and
+    ``batch_size`` as auto (a restated field keeps its place)."""
+
     epochs: int = opt(100, "epochs (default 100)")
     batch_size: int = opt(256, "images per step, 2 views each (default 256)")
     max_steps: int | None = opt(None, "stop after this many steps in total")
-    time_budget: float | None = opt(
-        None, "minutes of pretraining: the run times its first steps and sets its length (steps, epochs, the "
-        "warm-up and cosine) to end on time; the plan is kept in config.yaml, so --resume follows it")
     precision: str = opt(
         "auto", "auto (default: bf16 autocast where the hardware runs it natively: a CUDA device with bf16, a CPU "
         "with AMX-BF16, or with AVX512-BF16 where a bf16 step measures faster; else fp32), fp32, bf16 (autocast) or "
         "fp16 (GPU, grad scaler)")
     channels_last: bool | None = opt(None, "channels_last memory format (default: on)")
-    seed: int = opt(0, "seed for weights, data order and augmentation (default 0)")
+    seed: int = opt(0, "seed for weights, data order and augmentation (and a labelled subset's draw) (default 0)")
     device: str = opt("auto", "auto (default), cpu, cuda, cuda:N")
     log_every: int = opt(
         10, "steps between log lines and metrics records (default 10); the loss is read from the device only "
         "then, so a non-finite loss stops the run at most this many steps late")
+    checkpoint_every_steps: int | None = opt(
+        None, "also write the checkpoint every N steps mid-epoch (a crash loses at most N steps)")
+    global_bn: bool | None = opt(None, "BN statistics over all ranks under torchrun (default: on)")
+    dist_backend: str | None = opt(None, "torch.distributed backend: nccl (GPUs) or gloo (default by device)")
+    compile: bool = opt(False, "torch.compile the model (off by default; pays off on long GPU runs)")
+
+
+@dataclass
+class TrainConfig(RunTrain):
+    """``simclr pretrain``'s ``train`` section: the shared fields, then pretraining's own."""
+
+    time_budget: float | None = opt(
+        None, "minutes of pretraining: the run times its first steps and sets its length (steps, epochs, the "
+        "warm-up and cosine) to end on time; the plan is kept in config.yaml, so --resume follows it")
     chunk_size: int | None = opt(
         None, "exact gradient of the batch in chunks of this many images (bounded memory; BN sees a chunk)")
-    global_bn: bool | None = opt(None, "BN statistics over all ranks under torchrun (default: on)")
     bn_views: str = opt(
         "joint", "joint (default, the official code: one forward of both views, BN statistics over all 2N) or "
         "per-view (one forward per view, BN statistics of each view's N, as implementations that call the model "
         "per view)")
-    dist_backend: str | None = opt(None, "torch.distributed backend: nccl (GPUs) or gloo (default by device)")
-    checkpoint_every_steps: int | None = opt(
-        None, "also write the checkpoint every N steps mid-epoch (a crash loses at most N steps)")
-    compile: bool = opt(False, "torch.compile the model (off by default; pays off on long GPU runs)")
     save_every_epoch: bool = opt(
         False, "keep the encoder of every epoch as encoder-epochE.pt (for accuracy-vs-time curves)")
 
@@ -250,21 +261,14 @@ class ClassifierOptim:
 
 
 @dataclass
-class ClassifierTrain:
-    epochs: int | None = opt(
+class ClassifierTrain(RunTrain):
+    """``simclr finetune`` / ``distill``'s ``train`` section: the shared fields, epochs and batch size
+    chosen from the labelled set's size when left out."""
+
+    epochs: int | None = opt(  # type: ignore[assignment]
         None, "epochs; auto: 60 when the labels are <= 2%% of the train split, 30 up to 20%%, else 15")
-    batch_size: int | None = opt(None, "images per step; auto: 64 for <= 2000 labelled images, else 256")
-    max_steps: int | None = opt(None, "stop after this many steps in total")
-    precision: str = opt(
-        "auto", "auto (default: bf16 where the hardware runs it natively, else fp32; see pretrain --help), fp32, "
-        "bf16 or fp16 (GPU)")
-    channels_last: bool | None = opt(None, "channels_last memory format (default: on)")
-    seed: int = opt(0, "seed of the subset, the classifier's init, data order and augmentation (default 0)")
-    device: str = opt("auto", "auto (default), cpu, cuda, cuda:N")
-    log_every: int = opt(10, "steps between log lines and metrics records (default 10)")
-    checkpoint_every_steps: int | None = opt(None, "also write the checkpoint every N steps mid-epoch")
-    global_bn: bool | None = opt(None, "BN statistics over all ranks under torchrun (default: on)")
-    dist_backend: str | None = opt(None, "torch.distributed backend: nccl (GPUs) or gloo (default by device)")
+    batch_size: int | None = opt(  # type: ignore[assignment]
+        None, "images per step; auto: 64 for <= 2000 labelled images, else 256")
 
 
 @dataclass
@@ -328,5 +332,5 @@ def config_dict(cfg: Any) -> dict[str, Any]:
 __all__ = [
     "AugmentSection", "ClassifierAugment", "ClassifierOptim", "ClassifierTrain", "DataConfig", "DistillConfig",
     "DistillSection", "FinetuneConfig", "FinetuneModelConfig", "LabelsConfig", "LossConfig", "ModelConfig",
-    "MonitorConfig", "OptimConfig", "PretrainConfig", "TrainConfig", "config_dict", "opt", "sections",
+    "MonitorConfig", "OptimConfig", "PretrainConfig", "RunTrain", "TrainConfig", "config_dict", "opt", "sections",
 ]

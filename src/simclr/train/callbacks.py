@@ -18,7 +18,8 @@ A callback with a ``name`` and a ``state_dict`` has its state kept in the checkp
 ``--resume``. Here: ``MetricsCallback`` (metrics.jsonl, TensorBoard, the progress line, the health
 signals) and ``EncoderSnapshots`` (``encoder.pt`` at the end, ``encoder-epochE.pt`` with
 ``--save-every-epoch``); the checkpoint policy is ``simclr.train.checkpoint.CheckpointCallback``, the
-online monitors are in ``simclr.train.monitors``.
+online monitors are in ``simclr.train.monitors``. The callbacks that write get the run's ``RunDir``
+(``simclr.train.rundir``) and write through it: rank 0 only, whole files or none.
 """
 
 from __future__ import annotations
@@ -26,17 +27,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 import torch
 from torch import nn
 
-from simclr.io import atomic_save
 from simclr.methods.base import StepOutput
 from simclr.models.weights import ENCODER, encoder_payload
 from simclr.train.health import HealthReading
 from simclr.train.metrics import MetricsLog, Progress
+from simclr.train.rundir import RunDir
 from simclr.train.state import TrainState
 from simclr.train.step import TrainStep
 
@@ -119,10 +119,10 @@ class MetricsCallback(Callback):
     batch (rank 0: align, uniform, rank_h), what the monitors added (kNN, probe), and ``constants`` (the
     precision the run computes in, which may differ from config.yaml's ``auto``)."""
 
-    def __init__(self, out: Path | None, batch_size: int, log: TextIO, *, resume: bool, main: bool = True,
+    def __init__(self, run: RunDir | None, batch_size: int, log: TextIO, *,
                  constants: dict[str, Any] | None = None) -> None:
-        self.out, self.batch_size, self.stream = out, batch_size, log
-        self.resume, self.main = resume, main
+        self.run, self.batch_size, self.stream = run, batch_size, log
+        self.main = run is None or run.main  # rank 0 (or no run directory): reads the health signals
         self.constants = dict(constants or {})
         self.metrics: MetricsLog | None = None
         self.progress: Progress | None = None
@@ -130,8 +130,8 @@ class MetricsCallback(Callback):
 
     def on_fit_start(self, trainer: LoopView) -> None:
         step = trainer.state.step
-        if self.main and self.out is not None:
-            self.metrics = MetricsLog(self.out, resume_step=step if self.resume else None)
+        if self.run is not None and self.run.main:
+            self.metrics = MetricsLog(self.run.path, resume_step=step if self.run.resume else None)
         self.progress = Progress(trainer.stop_at, step, self.stream)
         self.tick, self.tick_step = time.perf_counter(), step
 
@@ -171,20 +171,19 @@ class EncoderSnapshots(Callback):
     """The encoder f on disk: ``encoder.pt`` when the run ends (not after a signal: it goes on with
     ``--resume``), and with ``every_epoch`` also ``encoder-epochE.pt`` at every epoch end (rank 0)."""
 
-    def __init__(self, out: Path, encoder: nn.Module, image_size: int, *, every_epoch: bool = False,
-                 main: bool = True) -> None:
-        self.out, self.encoder, self.image_size = out, encoder, image_size
-        self.every_epoch, self.main = every_epoch, main
+    def __init__(self, run: RunDir, encoder: nn.Module, image_size: int, *, every_epoch: bool = False) -> None:
+        self.run, self.encoder, self.image_size = run, encoder, image_size
+        self.every_epoch = every_epoch
 
     def on_epoch_end(self, trainer: LoopView) -> None:
-        if self.every_epoch and self.main:
-            path = self.out / f"encoder-epoch{trainer.state.epoch}.pt"
-            atomic_save(encoder_payload(self.encoder, self.image_size), path)  # type: ignore[arg-type]
+        if self.every_epoch and self.run.main:
+            name = f"encoder-epoch{trainer.state.epoch}.pt"
+            self.run.save(encoder_payload(self.encoder, self.image_size), name)  # type: ignore[arg-type]
 
     def on_fit_end(self, trainer: LoopView) -> None:
-        if self.main and not trainer.state.interrupted:
+        if not trainer.state.interrupted:
             trainer.check_finite()
-            atomic_save(encoder_payload(self.encoder, self.image_size), self.out / ENCODER)  # type: ignore[arg-type]
+            self.run.save(encoder_payload(self.encoder, self.image_size), ENCODER)  # type: ignore[arg-type]
 
 
 __all__ = ["Callback", "EncoderSnapshots", "LoopView", "MetricsCallback", "StepEvent"]

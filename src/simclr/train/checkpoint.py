@@ -1,4 +1,4 @@
-"""The training checkpoint: what it holds, the run directory it lives in, and when it is written.
+"""The training checkpoint: what it holds and when it is written (the run directory: ``simclr.train.rundir``).
 
 ``checkpoint.pt`` holds the config, the model, the optimiser, the grad scaler, the step counters, the
 training time, the random-number state and the checkpointed callbacks' states (the online probe):
@@ -14,56 +14,26 @@ non-finite step touched: the run stops with its message and the previous checkpo
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TextIO
 
-from simclr.errors import SimCLRError
-from simclr.io import atomic_save, safe_load
-from simclr.models.weights import CHECKPOINT, CHECKPOINT_FORMAT
 from simclr.train.callbacks import Callback, LoopView, StepEvent
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """A run's checkpoint for ``--resume`` (refused unless it is a simclr checkpoint, loaded safely)."""
-    if not path.exists():
-        raise SimCLRError(f"--resume: {path} does not exist; start without --resume")
-    state = safe_load(path)
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise SimCLRError(f"--resume: {path} is not a simclr checkpoint")
-    return state
-
-
-def prepare_run_dir(out: Path, resume: bool) -> None:
-    """Make ``out`` (writable), refuse to start over a run unless resuming, and remove the temporary
-    files of writes a crash cut short."""
-    if out.exists() and not out.is_dir():
-        raise SimCLRError(f"--out {out} exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise SimCLRError(f"--out {out} is not writable: {e.strerror}") from e
-    if not resume and (out / CHECKPOINT).exists():
-        raise SimCLRError(f"{out} already holds a run: pass --resume to continue it, or choose a new --out")
-    for stale in out.glob(".*.pt.*.tmp"):  # a write cut short by a crash (atomic_save's temporary)
-        stale.unlink(missing_ok=True)
+from simclr.train.rundir import RunDir
 
 
 class CheckpointCallback(Callback):
-    """Writes ``path`` (rank 0) by the policy of the module docstring; ``payload(trainer)`` is the
-    checkpoint's content at that moment. Every rank reads the guard, so all stop together."""
+    """Writes the run's ``checkpoint.pt`` (rank 0) by the policy of the module docstring;
+    ``payload(trainer)`` is the checkpoint's content at that moment. Every rank reads the guard, so all
+    stop together."""
 
-    def __init__(self, path: Path, payload: Callable[[LoopView], dict[str, Any]], log: TextIO, *,
-                 every_steps: int | None = None, main: bool = True) -> None:
-        self.path, self.payload, self.stream = path, payload, log
-        self.every_steps, self.main = every_steps, main
+    def __init__(self, run: RunDir, payload: Callable[[LoopView], dict[str, Any]], log: TextIO, *,
+                 every_steps: int | None = None) -> None:
+        self.run, self.payload, self.stream = run, payload, log
+        self.every_steps = every_steps
 
     def save(self, trainer: LoopView) -> None:
         trainer.check_finite()
-        if self.main:
-            atomic_save(self.payload(trainer), self.path)
+        if self.run.main:
+            self.run.save(self.payload(trainer), self.run.checkpoint_path.name)
 
     def _report_stop(self, trainer: LoopView) -> None:
         print(f"\n{trainer.stop_name}: checkpoint saved at step {trainer.state.step}; continue with --resume",
@@ -84,4 +54,4 @@ class CheckpointCallback(Callback):
             self._report_stop(trainer)
 
 
-__all__ = ["CheckpointCallback", "prepare_run_dir", "read_checkpoint"]
+__all__ = ["CheckpointCallback"]

@@ -18,44 +18,35 @@ import torch
 from torch import nn
 
 from simclr import distributed
-from simclr.config import DistillConfig
+from simclr.config import DistillConfig, check_common
 from simclr.data.images import ArrayImages, Images
 from simclr.data.sources import DATASETS
 from simclr.data.subsets import SUBSET_FILE, read_subset
 from simclr.errors import SimCLRError
 from simclr.losses.distill import DistillLoss
+from simclr.methods import StepTools
 from simclr.methods.distill import Distill
 from simclr.models.backbones import EncoderSpec, check_arch, resolve_stem
 from simclr.models.classifier import CLASSIFIER, Classifier, classifier_from_payload, read_classifier
-from simclr.models.weights import CHECKPOINT
 from simclr.train.callbacks import Callback
-from simclr.train.checkpoint import prepare_run_dir
-from simclr.train.classify import (
-    RESULTS,
-    auto_schedule,
-    banner,
-    build_parts,
-    check_train,
-    device_for,
-    fit_classifier,
-    in_process_group,
-    labelled_data,
-)
-from simclr.train.run import resume_checkpoint
+from simclr.train.classify import RESULTS, auto_schedule, banner, build_parts, fit_classifier, labelled_data
+from simclr.train.engine import device_for, in_process_group
+from simclr.train.rundir import RunDir
 
 
 def distill(cfg: DistillConfig, out: str | os.PathLike, resume: bool = False, log: TextIO | None = None,
             callbacks: Sequence[Callback] = ()) -> dict[str, Any] | None:
     """Distil the fine-tuned classifier ``cfg.distill.teacher`` into a student (its network, or a
     smaller one) on every train image into ``out``; returns the test scores (``results.json``)."""
-    return in_process_group(cfg, log, lambda world, lg: _distill(cfg, Path(out), resume, lg, world, callbacks))
+    return in_process_group(cfg, log, lambda world, lg: _distill(
+        cfg, RunDir(out, resume=resume, main=world.is_main), lg, world, callbacks))
 
 
 def _check_options(cfg: DistillConfig) -> None:
     ds = cfg.distill
     if not ds.teacher:
         raise SimCLRError("--teacher FT_DIR is needed: a `simclr finetune` directory")
-    check_train(cfg)
+    check_common(cfg)
     if not 0 <= ds.label_weight <= 1:
         raise SimCLRError(f"--label-weight must be in [0, 1], got {ds.label_weight}")
     if ds.student_arch is not None:
@@ -96,12 +87,12 @@ def _student(payload: dict[str, Any], arch: str, width: float, size: int, seed: 
     return student
 
 
-def _distill(cfg: DistillConfig, out: Path, resume: bool, log: TextIO, world: distributed.DistContext,
+def _distill(cfg: DistillConfig, run: RunDir, log: TextIO, world: distributed.DistContext,
              extra: Sequence[Callback]) -> dict[str, Any] | None:
     ds, t = cfg.distill, cfg.train
     _check_options(cfg)
     payload = read_classifier(ds.teacher)  # type: ignore[arg-type]
-    ckpt = resume_checkpoint(out, resume)
+    ckpt = run.read_checkpoint()
     info_t = payload.get("info", {})
     dataset = cfg.data.dataset
     data_dir = cfg.data.data_dir or (info_t.get("data_dir") if dataset == info_t.get("dataset") else None)
@@ -118,17 +109,17 @@ def _distill(cfg: DistillConfig, out: Path, resume: bool, log: TextIO, world: di
         cfg.augment.crop_scale = DATASETS[dataset].crop_scale or (0.08, 1.0)
     cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size = dataset, data_dir, size
     device, precision, precision_line = device_for(cfg, world)
-    distributed.main_first(lambda: prepare_run_dir(out, resume))
+    run.prepare()
 
     student = _student(payload, arch, width, size, t.seed)
     teacher = classifier_from_payload(payload, ds.teacher).to(device)  # type: ignore[arg-type]
     loss = DistillLoss(ds.temperature, ds.label_weight)
 
-    def method_of(model: nn.Module, net: nn.Module, prepare: Any, autocast: Any) -> Distill:
-        return Distill(model, teacher, loss, net=net, prepare=prepare, autocast=autocast)
+    def method_of(model: nn.Module, tools: StepTools) -> Distill:
+        return Distill(model, teacher, loss, net=tools.net, prepare=tools.prepare, autocast=tools.autocast)
 
     parts = build_parts(cfg, student, _relabelled(data.train, data.indices), device, world, ckpt,
-                        str(out / CHECKPOINT), method_of, precision)
+                        str(run.checkpoint_path), method_of, precision, log)
     same = arch == payload["arch"] and width == float(payload["width_multiplier"])
     kind = f"{'self-' if same else ''}distilling {ds.teacher} (T {ds.temperature:g}, label weight {ds.label_weight:g})"
     if precision_line:
@@ -141,12 +132,12 @@ def _distill(cfg: DistillConfig, out: Path, resume: bool, log: TextIO, world: di
             "student_width": width, "temperature": ds.temperature, "label_weight": ds.label_weight,
             "labels": len(data.indices), "epochs": t.epochs, "batch_size": t.batch_size}
     # train_top1 of the results: on every train image (the student saw them all)
-    result = fit_classifier(parts, out, replace(data, indices=data.indices or list(range(len(data.train)))), info,
-                            log, ckpt, extra)
+    result = fit_classifier(parts, run, replace(data, indices=data.indices or list(range(len(data.train)))), info,
+                            log, extra)
     if result is not None:
         teacher_top1 = info["teacher_top1"]
         print(f"teacher top1 {teacher_top1:.4f}; " if teacher_top1 is not None else "", end="", file=log)
-        print(f"student classifier saved to {out / CLASSIFIER}, scores to {out / RESULTS}", file=log)
+        print(f"student classifier saved to {run.file(CLASSIFIER)}, scores to {run.file(RESULTS)}", file=log)
     return result
 
 

@@ -19,32 +19,30 @@ import torch
 from torch import nn
 
 from simclr import distributed
-from simclr.config import FinetuneConfig
+from simclr.config import FinetuneConfig, check_common
 from simclr.data.images import Images
 from simclr.data.sources import DATASETS
 from simclr.data.subsets import SUBSET_FILE, balanced_subset, read_subset, write_subset
 from simclr.errors import SimCLRError
+from simclr.methods import StepTools
 from simclr.methods.finetune import FineTune
 from simclr.models.backbones import spec_of
 from simclr.models.classifier import CLASSIFIER, Classifier
 from simclr.models.heads import head_depth, hidden_layers
 from simclr.models.weights import CHECKPOINT, load_encoder, load_head
 from simclr.train.callbacks import Callback
-from simclr.train.checkpoint import prepare_run_dir
 from simclr.train.classify import (
     RESULTS,
     LabelledData,
     auto_schedule,
     banner,
     build_parts,
-    check_train,
-    device_for,
     fit_classifier,
-    in_process_group,
     labelled_data,
     run_config,
 )
-from simclr.train.run import resume_checkpoint
+from simclr.train.engine import device_for, in_process_group
+from simclr.train.rundir import RunDir
 
 
 def _subset(cfg: FinetuneConfig, train: Images) -> list[int]:
@@ -61,7 +59,8 @@ def finetune(cfg: FinetuneConfig, out: str | os.PathLike, resume: bool = False, 
     """Fine-tune ``cfg.model.run`` (or, with ``random_init``, its network from scratch) on a labelled
     subset into ``out``; returns the test scores (``results.json``), None on ranks other than 0 or
     after a stop by signal."""
-    return in_process_group(cfg, log, lambda world, lg: _finetune(cfg, Path(out), resume, lg, world, callbacks))
+    return in_process_group(cfg, log, lambda world, lg: _finetune(
+        cfg, RunDir(out, resume=resume, main=world.is_main), lg, world, callbacks))
 
 
 def _head_layers(run: str, head: str, layers: int, k: int) -> None:
@@ -72,15 +71,15 @@ def _head_layers(run: str, head: str, layers: int, k: int) -> None:
                           f"{'-' + str(deepest) if deepest else ''} (v2's 1 needs a --head-layers 3 run)")
 
 
-def _finetune(cfg: FinetuneConfig, out: Path, resume: bool, log: TextIO, world: distributed.DistContext,
+def _finetune(cfg: FinetuneConfig, run: RunDir, log: TextIO, world: distributed.DistContext,
               extra: Sequence[Callback]) -> dict[str, Any] | None:
     m = cfg.model
     if not m.run:
         raise SimCLRError("--run RUN is needed: the pretraining run to fine-tune")
     if not Path(m.run).is_dir():
         raise SimCLRError(f"--run {m.run} is not a run directory")
-    check_train(cfg)
-    ckpt = resume_checkpoint(out, resume)
+    check_common(cfg)
+    ckpt = run.read_checkpoint()
     encoder = load_encoder(m.run)
     run_cfg = run_config(m.run)
     model_cfg = run_cfg.get("model", {})
@@ -99,7 +98,7 @@ def _finetune(cfg: FinetuneConfig, out: Path, resume: bool, log: TextIO, world: 
                                        or (0.08, 1.0))  # type: ignore[assignment]
     cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size = dataset, data_dir, size
     device, precision, precision_line = device_for(cfg, world)
-    distributed.main_first(lambda: _prepare(out, resume, data, world))
+    run.prepare(lambda: write_subset(run.file(SUBSET_FILE), data.train, data.indices))
 
     torch.manual_seed(t.seed)
     if m.random_init:
@@ -111,28 +110,28 @@ def _finetune(cfg: FinetuneConfig, out: Path, resume: bool, log: TextIO, world: 
     encoder.image_size = size  # type: ignore[assignment]
     model = Classifier(encoder.train(), _num_classes(data), head, bool(model_cfg.get("head_bn", True)))
     model.classes = list(data.train.classes)
-    parts = build_parts(cfg, model, data.train.subset(data.indices), device, world, ckpt, str(out / CHECKPOINT),
-                        _finetune_method, precision)
+    parts = build_parts(cfg, model, data.train.subset(data.indices), device, world, ckpt, str(run.checkpoint_path),
+                        _finetune_method, precision, log)
     kind = "fine-tuning from scratch (supervised baseline)" if m.random_init else f"fine-tuning {m.run}"
     if precision_line:
         print(precision_line, file=log)
     print(banner(kind + f" from head layer {m.from_head_layer}", model, data, parts), file=log)
     print(f"{len(data.indices)} labelled images of {len(data.train)} ({len(data.indices) / len(data.train):.2%}); "
-          f"the subset is in {out / SUBSET_FILE}", file=log)
+          f"the subset is in {run.file(SUBSET_FILE)}", file=log)
     info = {"dataset": dataset, "data_dir": data_dir, "random_init": m.random_init, "run": str(m.run),
             "method": "finetune",
             "from_head_layer": m.from_head_layer, "labels": len(data.indices),
             "label_fraction": round(len(data.indices) / len(data.train), 6), "epochs": t.epochs,
-            "batch_size": t.batch_size, "subset_file": str(out / SUBSET_FILE)}
-    result = fit_classifier(parts, out, data, info, log, ckpt, extra)
+            "batch_size": t.batch_size, "subset_file": str(run.file(SUBSET_FILE))}
+    result = fit_classifier(parts, run, data, info, log, extra)
     if result is not None:
-        print(f"train top1 {result['train_top1']:.4f} on the labelled images; classifier saved to {out / CLASSIFIER}, "
-              f"scores to {out / RESULTS}", file=log)
+        print(f"train top1 {result['train_top1']:.4f} on the labelled images; classifier saved to "
+              f"{run.file(CLASSIFIER)}, scores to {run.file(RESULTS)}", file=log)
     return result
 
 
-def _finetune_method(model: nn.Module, net: nn.Module, prepare: Any, autocast: Any) -> FineTune:
-    return FineTune(model, net=net, prepare=prepare, autocast=autocast)
+def _finetune_method(model: nn.Module, tools: StepTools) -> FineTune:
+    return FineTune(model, net=tools.net, prepare=tools.prepare, autocast=tools.autocast)
 
 
 def _kept_head(run: str, k: int) -> nn.Sequential:
@@ -150,12 +149,6 @@ def _kept_head(run: str, k: int) -> nn.Sequential:
 
 def _num_classes(data: LabelledData) -> int:
     return max(len(data.train.classes), int(data.train.labels.max()) + 1, int(data.test.labels.max()) + 1)
-
-
-def _prepare(out: Path, resume: bool, data: LabelledData, world: distributed.DistContext) -> None:
-    prepare_run_dir(out, resume)
-    if world.is_main:
-        write_subset(out / SUBSET_FILE, data.train, data.indices)
 
 
 __all__ = ["finetune"]

@@ -12,9 +12,6 @@ rank trains on its share, and rank 0 alone writes the run directory and logs::
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +26,15 @@ from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
 from simclr.io import safe_load
 from simclr.methods import method_class
-from simclr.models.weights import CHECKPOINT, ENCODER, load_encoder, load_library_encoder
+from simclr.models.weights import ENCODER, load_encoder, load_library_encoder
 from simclr.optim import run_length
-from simclr.runtime import pick_device, prepare_device, resolve_precision
 from simclr.train.budget import measure_rate, plan_budget
 from simclr.train.callbacks import Callback, EncoderSnapshots
 from simclr.train.changes import check_resume_changes, describe_resume_changes, differences
-from simclr.train.checkpoint import prepare_run_dir
+from simclr.train.engine import device_for, in_process_group
 from simclr.train.monitors import KNNMonitor, OnlineProbe
-from simclr.train.run import fit_run, resume_checkpoint
+from simclr.train.run import fit_run
+from simclr.train.rundir import RunDir
 from simclr.train.setup import (
     Training,
     build_training,
@@ -77,11 +74,8 @@ def pretrain(
     """
     if backbone is not None:
         cfg.model.arch = f"module/{type(getattr(backbone, 'model', backbone)).__name__}"
-    world = distributed.init_from_env(cfg.train.device, cfg.train.dist_backend)
-    with contextlib.ExitStack() as stack:
-        if not world.is_main:  # one voice: rank 0 logs, the others stay quiet
-            log = stack.enter_context(open(os.devnull, "w"))  # noqa: SIM115
-        return _pretrain(cfg, Path(run_dir), resume, log or sys.stderr, world, list(callbacks), loss, backbone)
+    return in_process_group(cfg, log, lambda world, lg: _pretrain(
+        cfg, RunDir(run_dir, resume=resume, main=world.is_main), lg, world, list(callbacks), loss, backbone))
 
 
 def _resolved(cfg: PretrainConfig, ckpt: dict[str, Any] | None) -> PretrainConfig:
@@ -174,26 +168,24 @@ def monitors(training: Training) -> list[Callback]:
     return out
 
 
-def _pretrain(cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: distributed.DistContext,
+def _pretrain(cfg: PretrainConfig, run: RunDir, log: TextIO, world: distributed.DistContext,
               extra: list[Callback], loss: nn.Module | None, backbone: nn.Module | None) -> PretrainResult:
-    ckpt = resume_checkpoint(out, resume)
+    ckpt = run.read_checkpoint()
     warmup_auto = cfg.optim.warmup_epochs is None
     cfg = _resolved(cfg, ckpt)
     d, t = cfg.data, cfg.train
     assert d.image_size is not None
-    device = pick_device(distributed.rank_device(t.device, world))
-    prepare_device(device)
-    # rank 0's choice on every rank: the ranks must train alike. config.yaml keeps what was asked (auto), so a
-    # run resumed on another machine decides again there; the choice goes to the log and every metrics record
-    precision, precision_line = distributed.broadcast_object(resolve_precision(t.precision, device))
+    # config.yaml keeps the precision asked (auto), so a run resumed on another machine decides again there;
+    # the choice goes to the log and every metrics record
+    device, precision, precision_line = device_for(cfg, world)
     images = load_images(d.dataset, "pretrain", d.data_dir, d.limit, t.seed, d.image_size)
     check_run(cfg, world, device, len(images), has_labels(images), precision)
     init = initial_encoder(cfg) if ckpt is None else None  # refused before the run directory exists
-    distributed.main_first(lambda: prepare_run_dir(out, resume))
+    run.prepare()
     if cfg.monitor.online_probe is None:
         cfg.monitor.online_probe = has_labels(images)
     training = build_training(cfg, images, device, world=world, ckpt=ckpt, loss=loss,
-                              guard_where=str(out / CHECKPOINT), log=log, init_encoder=init, precision=precision,
+                              guard_where=str(run.checkpoint_path), log=log, init_encoder=init, precision=precision,
                               backbone=backbone)
     if t.time_budget is not None and ckpt is None:
         plan_run(training, t.time_budget, warmup_auto, log)
@@ -206,12 +198,12 @@ def _pretrain(cfg: PretrainConfig, out: Path, resume: bool, log: TextIO, world: 
     print("; ".join([f"{len(images)} images", *notes]), file=log)
     for line in resume_lines(training, ckpt) if ckpt is not None else []:
         print(line, file=log)
-    encoder_files = EncoderSnapshots(out, training.model.encoder, d.image_size, every_epoch=t.save_every_epoch,
-                                     main=world.is_main)
-    state = fit_run(training, out, log, ckpt=ckpt, monitors=monitors(training), outputs=[encoder_files, *extra])
+    encoder_files = EncoderSnapshots(run, training.model.encoder, d.image_size, every_epoch=t.save_every_epoch)
+    state = fit_run(training, run, log, monitors=monitors(training), outputs=[encoder_files, *extra])
     if not state.interrupted:
-        print(f"done: {state.step} steps, last loss {state.last_loss:.4f}; encoder saved to {out / ENCODER}", file=log)
-    return PretrainResult(out, state.step, state.epoch, state.last_loss, state.interrupted)
+        print(f"done: {state.step} steps, last loss {state.last_loss:.4f}; encoder saved to {run.file(ENCODER)}",
+              file=log)
+    return PretrainResult(run.path, state.step, state.epoch, state.last_loss, state.interrupted)
 
 
 __all__ = ["PretrainResult", "initial_encoder", "monitors", "pretrain"]

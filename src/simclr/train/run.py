@@ -1,54 +1,29 @@
-"""A training run around any method: its checkpoint for ``--resume``, the callbacks every run has, the loop.
+"""A training run around any method: the callbacks every run has, the checkpoint's content, the loop.
 
-A method's run (``simclr.train.pretrain`` for SimCLR) resolves its config, builds its parts (a
-``Training``: config, model, optimiser, scaler, loader, step) and calls ``fit_run``, which writes
-``config.yaml``, restores the counters from the checkpoint when resuming, and runs the ``Trainer``
-with, in order: the method's monitors (they add to the log record), metrics and progress, the
-checkpoint policy, then the method's output files and the caller's callbacks.
+Every command (pretrain, finetune, distill) resolves its config, makes its ``RunDir`` (the run
+directory, once: its checkpoint read when resuming, then prepared), builds its parts with the one run
+builder (``simclr.train.engine.Training``) and calls ``fit_run``, which writes ``config.yaml``, restores
+the counters from the checkpoint when resuming, and runs the ``Trainer`` with, in order: the
+command's monitors (they add to the log record), metrics and progress, the checkpoint policy, then
+the command's output files and the caller's callbacks. Every callback that writes gets the ``RunDir``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, Protocol, TextIO
-
-import torch
-import yaml
-from torch import nn
+from typing import Any, TextIO
 
 from simclr import distributed
-from simclr.models.weights import CHECKPOINT, CHECKPOINT_FORMAT
+from simclr.models.weights import CHECKPOINT_FORMAT
 from simclr.train.callbacks import Callback, LoopView, MetricsCallback
-from simclr.train.checkpoint import CheckpointCallback, read_checkpoint
+from simclr.train.checkpoint import CheckpointCallback
+from simclr.train.engine import Training
 from simclr.train.loop import Trainer
+from simclr.train.rundir import RunDir
 from simclr.train.state import TrainState, rng_state
-from simclr.train.step import TrainStep
 
 
-class RunParts(Protocol):
-    """What ``fit_run`` needs of a built run (``simclr.train.setup.Training`` is one)."""
-
-    cfg: Any  # a config with to_dict() and a ``train`` section (batch_size, epochs, max_steps, log_every, ...)
-    device: torch.device
-    world: distributed.DistContext
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    loader: Any
-    step: TrainStep
-    precision: str  # what the run computes in (``auto`` resolved); config.yaml keeps what was asked
-
-
-def resume_checkpoint(out: Path, resume: bool) -> dict[str, Any] | None:
-    """The run's checkpoint when resuming: rank 0 reads it and hands it to the others (their disks need
-    not hold the run); refused (on every rank alike) unless it is a simclr checkpoint."""
-    if not resume:
-        return None
-    return distributed.main_first(lambda: read_checkpoint(out / CHECKPOINT))
-
-
-def checkpoint_payload(parts: RunParts) -> Callable[[LoopView], dict[str, Any]]:
+def checkpoint_payload(parts: Training) -> Callable[[LoopView], dict[str, Any]]:
     """The checkpoint's content at the moment it is written (``simclr.train.checkpoint``)."""
 
     def payload(trainer: LoopView) -> dict[str, Any]:
@@ -73,30 +48,26 @@ def checkpoint_payload(parts: RunParts) -> Callable[[LoopView], dict[str, Any]]:
 
 
 def fit_run(
-    parts: RunParts,
-    out: Path,
+    parts: Training,
+    run: RunDir,
     log: TextIO,
     *,
-    ckpt: dict[str, Any] | None = None,
     monitors: Sequence[Callback] = (),
     outputs: Sequence[Callback] = (),
 ) -> TrainState:
-    """Train ``parts`` into the run directory ``out`` (prepared already) until the run's end or a stop.
-
-    ``ckpt``: the checkpoint resumed from. ``monitors`` run first at every hook, ``outputs`` (the
-    method's result files, then the caller's callbacks) last."""
-    t, main = parts.cfg.train, parts.world.is_main
-    if main:
-        (out / "config.yaml").write_text(yaml.safe_dump(parts.cfg.to_dict(), sort_keys=False))
+    """Train ``parts`` into ``run`` (prepared already; resumed from its checkpoint when ``run.resume``)
+    until the run's end or a stop. ``monitors`` run first at every hook, ``outputs`` (the command's
+    result files, then the caller's callbacks) last."""
+    t = parts.cfg.train
+    ckpt = run.read_checkpoint()
+    run.write_config(parts.cfg.to_dict())
     state = TrainState.from_checkpoint(ckpt) if ckpt is not None else TrainState()
     if ckpt is not None:
         print(f"resuming from step {state.step} (epoch {state.epoch}, batch {state.batch_in_epoch})", file=log)
     callbacks = [
         *monitors,
-        MetricsCallback(out, t.batch_size, log, resume=ckpt is not None, main=main,
-                        constants={"precision": parts.precision}),
-        CheckpointCallback(out / CHECKPOINT, checkpoint_payload(parts), log, every_steps=t.checkpoint_every_steps,
-                           main=main),
+        MetricsCallback(run, t.batch_size, log, constants={"precision": parts.precision}),
+        CheckpointCallback(run, checkpoint_payload(parts), log, every_steps=t.checkpoint_every_steps),
         *outputs,
     ]
     trainer = Trainer(
@@ -109,4 +80,4 @@ def fit_run(
     return state
 
 
-__all__ = ["RunParts", "checkpoint_payload", "fit_run", "resume_checkpoint"]
+__all__ = ["checkpoint_payload", "fit_run"]

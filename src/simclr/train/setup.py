@@ -1,11 +1,10 @@
-"""Everything a pretraining run trains with, built from its configuration: ``build_training``.
+"""Pretraining's choices for the one run builder, from its configuration: ``build_training``.
 
-The pieces, in the order they are made: the network (seeded; global BN under torchrun; channels_last),
-the loader of two-view batches, the optimiser with the peak learning rate of the batch size, the fp16
-grad scaler, a checkpoint's state put back when resuming, the DistributedDataParallel / compile
-wrappers, the method (``--method``, from ``simclr.methods.registry``: it makes the model's parts around
-the encoder, checks its settings, builds its step and names its objective in the banner), and the
-``TrainStep`` that ties them together. Nothing here knows one method from another.
+Pretraining hands ``simclr.train.engine.build_run`` the network (seeded), two-view batches of its
+augmentation, the optimiser ``--optimizer`` with the peak learning rate of the batch size, warm-up +
+cosine, and the method (``--method``, from ``simclr.methods.registry``: it makes the model's parts
+around the encoder, checks its settings, builds its step and names its objective in the banner); the
+builder does the rest as for every command. Nothing here knows one method from another.
 ``build_training`` does no I/O beyond reading the images it is given, so benchmarks time exactly the
 step a run trains with (``Training.step``). ``describe`` is the banner a run prints first.
 """
@@ -13,9 +12,8 @@ step a run trains with (``Training.step``). ``describe`` is the banner a run pri
 from __future__ import annotations
 
 import dataclasses
-import functools
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import torch
@@ -25,47 +23,14 @@ from simclr import distributed
 from simclr.augment import OPS
 from simclr.config import PretrainConfig, apply_overrides, resolve
 from simclr.data.images import Images, has_labels
-from simclr.data.loaders import PretrainLoader
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
-from simclr.methods import PretrainMethod, StepTools, identity, method_class
+from simclr.methods import method_class
 from simclr.models.backbones import Backbone, EncoderSpec, is_transformer
-from simclr.models.norm import convert_global_bn
 from simclr.models.weights import config_spec
-from simclr.optim import build_optimizer, lr_at, scaled_lr
-from simclr.runtime import (
-    autocast_context,
-    check_precision,
-    pick_device,
-    prepare_device,
-    resolve_precision,
-    to_channels_last,
-)
-from simclr.train.state import restore_rng
-from simclr.train.step import FiniteGuard, TrainStep
-
-
-@dataclass
-class Training:
-    """The parts of a run (``build_training``)."""
-
-    cfg: PretrainConfig
-    device: torch.device
-    world: distributed.DistContext
-    model: nn.Module  # the plain network (the encoder f as ``.encoder``): what the checkpoint holds
-    net: nn.Module  # what the forward calls: model, under DDP and/or torch.compile
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    loader: PretrainLoader
-    method: PretrainMethod
-    step: TrainStep
-    peak_lr: float
-    global_bn: bool
-    precision: str  # what runs: ``cfg.train.precision`` resolved (``auto`` -> bf16 / fp16 / fp32 for this device)
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return len(self.loader)
+from simclr.optim import build_optimizer, cosine_schedule, scaled_lr
+from simclr.runtime import check_precision, pick_device, prepare_device, resolve_precision
+from simclr.train.engine import Training, build_run, precision_text
 
 
 def encoder_spec(cfg: PretrainConfig) -> EncoderSpec:
@@ -117,35 +82,19 @@ def check_run(cfg: PretrainConfig, world: distributed.DistContext, device: torch
         )
 
 
-def restore_state(ckpt: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-             scaler: torch.amp.GradScaler, device: torch.device, world: distributed.DistContext) -> None:
-    """Put a checkpoint's model, optimiser, loss-scaler and random state back (``--resume``)."""
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    if ckpt.get("scaler"):
-        scaler.load_state_dict(ckpt["scaler"])
-    if world.enabled:  # each rank keeps its own device's generator; the CPU one is rank 0's
-        torch.set_rng_state(ckpt["rng"]["torch"])
-    else:
-        restore_rng(ckpt["rng"], device)
-
-
 def peak_lr_of(cfg: PretrainConfig) -> float:
     """The peak learning rate of ``cfg`` (resolved): ``--lr``, else ``--base-lr`` scaled by the batch size."""
     o = cfg.optim
     return o.lr if o.lr is not None else scaled_lr(o.base_lr or 0.3, cfg.train.batch_size, o.lr_scaling)
 
 
-def schedule_of(cfg: PretrainConfig, steps_per_epoch: int, peak_lr: float) -> functools.partial:
+def schedule_of(cfg: PretrainConfig, steps_per_epoch: int, peak_lr: float) -> Callable[[int], float]:
     """The learning rate of a global step: linear warm-up, then cosine to the run's end (``epochs`` x
     steps per epoch; with ``--time-budget``, the planned ``max_steps``)."""
     o, t = cfg.optim, cfg.train
     assert o.warmup_epochs is not None
     total = t.max_steps if t.time_budget is not None and t.max_steps else steps_per_epoch * t.epochs
-    return functools.partial(
-        lr_at, peak_lr=peak_lr, warmup_steps=round(o.warmup_epochs * steps_per_epoch), total_steps=total,
-        steps_per_epoch=steps_per_epoch if o.lr_schedule == "epoch" else None,
-    )
+    return cosine_schedule(peak_lr, o.warmup_epochs, steps_per_epoch, total, per_epoch=o.lr_schedule == "epoch")
 
 
 def build_training(
@@ -162,56 +111,32 @@ def build_training(
     precision: str | None = None,
     backbone: nn.Module | None = None,
 ) -> Training:
-    """The parts of a run of ``cfg`` (resolved) on ``images`` and ``device`` (see the module docstring).
+    """The parts of a pretraining run of ``cfg`` (resolved) on ``images`` and ``device``: pretraining's
+    choices handed to the one run builder (``simclr.train.engine.build_run``).
 
-    ``ckpt``: a checkpoint to resume from (model, optimiser, scaler, random state). ``loss``: a loss
-    module for the method to use instead of ``--loss`` (``StepTools.loss``). ``guard_where``: the checkpoint the
-    finiteness message names. ``init_encoder``: encoder weights to start from (``--init-from``).
-    ``precision``: what ``cfg.train.precision`` resolved to (``run_precision``). ``backbone``: the encoder
-    module given from Python (``build_network``).
+    The network is ``build_network`` (seeded by ``--seed``; ``backbone``: the encoder module given from
+    Python), started from ``init_encoder`` (``--init-from``); two views per image; the optimiser
+    ``--optimizer`` at ``peak_lr_of``; ``schedule_of``; the method ``--method`` (``simclr.methods.registry``).
+    ``ckpt``: a checkpoint to resume from. ``loss``: a loss module for the method instead of ``--loss``.
+    ``guard_where``: the checkpoint the finiteness message names. ``precision``: what
+    ``cfg.train.precision`` resolved to (``run_precision``).
     """
-    world = world or distributed.DistContext()
-    precision = run_precision(cfg, device, precision)
     d, o, t = cfg.data, cfg.optim, cfg.train
     assert d.image_size is not None and cfg.loss.temperature is not None and o.warmup_epochs is not None
     torch.manual_seed(t.seed)
     model = build_network(cfg, backbone)
     if init_encoder is not None:
         model.encoder.load_state_dict(init_encoder)
-    model = model.to(device)
-    global_bn = world.enabled and (t.global_bn if t.global_bn is not None else True)
-    if global_bn:
-        model = convert_global_bn(model, distributed.backend())  # type: ignore[assignment]
-    channels_last = t.channels_last if t.channels_last is not None else True
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    loader = PretrainLoader(
-        images, t.batch_size, cfg.augment.to_augment_config(), d.image_size, t.seed, device, d.workers,
-        rank=world.rank, world_size=world.world_size, augment_on=cfg.augment.on,
-    )
-    steps_per_epoch = len(loader)
     peak_lr = peak_lr_of(cfg)
-    optimizer = build_optimizer(o.optimizer, model, peak_lr, o.weight_decay, o.momentum, o.decay_1d)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    if ckpt is not None:
-        restore_state(ckpt, model, optimizer, scaler, device, world)
-    net: nn.Module = model
-    if world.enabled:
-        # DDP averages gradients over ranks (nt_xent scales each rank's loss to match) and
-        # broadcasts rank 0's weights now; global BN keeps the BN buffers equal on every rank.
-        net = distributed.wrap_ddp(model, device, sync_buffers=not global_bn)
-    if t.compile:
-        net = torch.compile(net)
-    tools = StepTools(net, prepare=to_channels_last if channels_last else identity,
-                      autocast=functools.partial(autocast_context, precision, device), backward_scale=scaler.scale,
-                      loss=loss)
-    method = method_class(cfg.model.method).from_config(model, cfg, tools)
-    schedule = schedule_of(cfg, steps_per_epoch, peak_lr)
-    last_loss = float(ckpt["last_loss"]) if ckpt is not None else float("nan")
-    step = TrainStep(method, optimizer, schedule, scaler, FiniteGuard(device, last_loss, guard_where),
-                     on_overflow=functools.partial(_report_overflow, log or sys.stderr))
-    return Training(cfg, device, world, model, net, optimizer, scaler, loader, method, step, peak_lr, global_bn,
-                    precision)
+    method = method_class(cfg.model.method)
+    return build_run(
+        cfg, model, images, device, world=world, precision=run_precision(cfg, device, precision),
+        augment=cfg.augment.to_augment_config(), image_size=d.image_size, augment_on=cfg.augment.on,
+        optimizer=lambda m: build_optimizer(o.optimizer, m, peak_lr, o.weight_decay, o.momentum, o.decay_1d),
+        peak_lr=peak_lr, schedule=lambda spe: schedule_of(cfg, spe, peak_lr),
+        method=lambda m, tools: method.from_config(m, cfg, tools),
+        ckpt=ckpt, loss=loss, guard_where=guard_where, log=log,
+    )
 
 
 def training_from(overrides: dict[str, Any], images: Images | None = None, device: str | None = None) -> Training:
@@ -231,12 +156,6 @@ def training_from(overrides: dict[str, Any], images: Images | None = None, devic
         images = load_images(d.dataset, "pretrain", d.data_dir, d.limit, cfg.train.seed, d.image_size)
     check_run(cfg, distributed.DistContext(), dev, len(images), has_labels(images), precision)
     return build_training(cfg, images, dev, precision=precision)
-
-
-def _report_overflow(log: TextIO, step: int, scale: float, skipped: int) -> None:
-    where = f"at {skipped} steps since the last log, the last step {step}" if skipped > 1 else f"at step {step}"
-    print(f"\nfp16 gradients overflowed {where}: skipped, and the loss scale lowered to {scale:g} "
-          "(the grad scaler's job)", file=log)
 
 
 def describe(training: Training) -> str:
@@ -266,7 +185,7 @@ def describe(training: Training) -> str:
         + (f" (stops at step {t.max_steps})"
            if t.time_budget is None and t.max_steps and t.max_steps < training.steps_per_epoch * t.epochs else "")
         + " | "
-        f"{training.precision}{' (auto)' if t.precision == 'auto' else ''} on {training.device}"
+        f"{precision_text(training)}"
         + (f" | gradient in chunks of {t.chunk_size} images" if t.chunk_size else "")
         + (" | BN statistics per view" if t.bn_views == "per-view" else "")
         + (
@@ -280,5 +199,5 @@ def describe(training: Training) -> str:
 
 __all__ = [
     "Training", "build_network", "build_training", "check_run", "describe",
-    "encoder_spec", "peak_lr_of", "restore_state", "run_precision", "schedule_of", "training_from",
+    "encoder_spec", "peak_lr_of", "run_precision", "schedule_of", "training_from",
 ]

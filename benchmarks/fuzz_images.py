@@ -3,8 +3,9 @@
 A seeded mutation fuzzer: it starts from small valid PNG, JPEG, GIF, BMP, TIFF and WebP files (RGB,
 grayscale, palette, RGBA, 16-bit) and a PNG whose header claims 100000 x 100000 pixels, applies random
 byte flips, overwrites, insertions, deletions, truncations and header-size edits, writes each result to
-a file, and runs the loading path on it: ``scan_folder``'s header check, then ``FolderImages.get``
-(decode, mode conversion) and the centre resize used for evaluation, in one process for the whole run.
+a file, and runs the loading path on it: the folder's walk (``scan_folder``: empty files left out, no
+file opened), then ``FolderImages.load`` (decode, mode conversion, a file that fails named once) and
+the centre resize used for evaluation, in one process for the whole run (its own simclr cache).
 
 A crash is any exception escaping that path (it must skip bad files with a warning, never raise
 anything but SimCLRError "no readable images"); a hang is one input taking over ``--hang-s``; a leak is
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import random
 import resource
 import tempfile
@@ -101,7 +103,9 @@ def main() -> None:
     t_start = time.monotonic()
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        root = Path(tmp) / "images"
+        root.mkdir()
+        os.environ["SIMCLR_CACHE_DIR"] = str(Path(tmp) / "cache")  # the folder indexes stay in the run's temp
         while time.monotonic() < t_end:
             data = mutate(rng.choice(corpus), rng)
             f = root / f"x{rng.choice(exts)}"
@@ -137,8 +141,8 @@ def main() -> None:
                 rss_after_1min = current_rss_mib()
     rss_end = current_rss_mib()
     growth = (rss_end - rss_after_1min) / rss_after_1min if rss_after_1min else float("nan")
-    print(f"{tried} inputs in {args.minutes:g} min: {decoded} decoded, {skipped_scan} skipped at the header "
-          f"check, {skipped_decode} skipped at decode; crashes {len(crashes)}, hangs (> {args.hang_s:g} s) "
+    print(f"{tried} inputs in {args.minutes:g} min: {decoded} decoded, {skipped_scan} skipped by the walk "
+          f"(empty), {skipped_decode} skipped at decode; crashes {len(crashes)}, hangs (> {args.hang_s:g} s) "
           f"{len(hangs)}, slowest input {slowest:.2f} s; RSS {rss_after_1min or 0:.0f} MiB after 1 min -> "
           f"{rss_end:.0f} MiB at the end ({growth:+.1%}), peak {rss_mib():.0f} MiB")
     for c in crashes[:10]:

@@ -1,12 +1,13 @@
 """A directory tree of images as a dataset, robust to files that are not good images.
 
-Images larger than PIL's ``Image.MAX_IMAGE_PIXELS`` (89.5 megapixels by default; raise it to
-accept bigger ones) are refused before decoding, so one file cannot take gigabytes of memory.
-Labels come from the first-level subfolder names when every image sits in one (as
-torchvision's ImageFolder); images directly in the root make the dataset unlabelled
-(label -1). Zero-byte files and files whose header PIL cannot read are skipped at scan time,
-each named in a warning; a file that fails to decode later (truncated, corrupt) is named in a
-warning and replaced by the next good image, so an epoch never crashes.
+The folder is listed once (``simclr.data.index``: one walk, no file opened, cached while the folder
+is unchanged). Images larger than PIL's ``Image.MAX_IMAGE_PIXELS`` (89.5 megapixels by default; raise
+it to accept bigger ones) are refused before decoding, so one file cannot take gigabytes of memory.
+Labels come from the first-level subfolder names when every image sits in one (as torchvision's
+ImageFolder); images directly in the root make the dataset unlabelled (label -1). Zero-byte files are
+left out by the walk; a file that fails to decode (not an image, truncated, a bomb) is named in one
+warning the first time any process meets it, replaced by the next good image, so an epoch never
+crashes, and left out of the next run's index.
 """
 
 from __future__ import annotations
@@ -14,18 +15,15 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from simclr.data.index import FolderIndex, PathList, folder_index, mark_bad
 from simclr.errors import SimCLRError
-
-IMAGE_EXTENSIONS = (
-    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
-)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -49,8 +47,25 @@ def _refusing_bombs() -> Iterator[None]:
         yield
 
 
-def load_rgb(path: str) -> Image.Image:
+def draft_size(width: int, height: int, smallest_crop: int, out: int) -> tuple[int, int] | None:
+    """The reduced size to decode a ``width`` x ``height`` JPEG at (``Image.draft``: its DCT scales 1/2,
+    1/4, 1/8) when every crop taken from it has a side of at least ``smallest_crop`` pixels and is resized
+    to ``out``: the largest reduction r that keeps ``smallest_crop / r >= out`` (the crop still has at least
+    as many pixels as the view it becomes), None where no reduction keeps that."""
+    r = 1
+    while r < 8 and smallest_crop / (2 * r) >= out:
+        r *= 2
+    return None if r == 1 else (-(-width // r), -(-height // r))
+
+
+def load_rgb(path: str, plan: Callable[[int, int], tuple[int, int] | None] | None = None) -> Image.Image:
+    """The image at ``path`` as RGB; with ``plan``, ``plan(width, height)`` (the full size, from the
+    header) may ask for a reduced size, which a JPEG is decoded at (``draft_size``; others in full)."""
     with _refusing_bombs(), Image.open(path) as img:
+        if plan is not None:
+            size = plan(*img.size)
+            if size is not None and img.format == "JPEG":
+                img.draft("RGB", size)
         img.load()
         return to_rgb(img)
 
@@ -69,85 +84,74 @@ def header_ok(path: Path) -> str | None:
 
 
 def scan_folder(root: str | os.PathLike) -> tuple[list[str], list[int], list[str]]:
-    """(paths, labels, class_names) for the images under ``root``; bad files warned and skipped."""
-    root_p = Path(root)
-    if not root_p.exists():
-        raise SimCLRError(f"--data-dir {root} does not exist: point it at a folder of images")
-    if not root_p.is_dir():
-        raise SimCLRError(f"--data-dir {root} is not a directory")
-    if not os.access(root_p, os.R_OK | os.X_OK):
-        raise SimCLRError(f"--data-dir {root} is not readable: check its permissions")
-    candidates: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root_p, followlinks=False):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
-                candidates.append(Path(dirpath) / name)
-    good: list[Path] = []
-    for p in candidates:
-        why = header_ok(p)
-        if why is None:
-            good.append(p)
-        else:
-            warnings.warn(f"skipping {p}: {why}", stacklevel=2)
-    if not good:
-        raise SimCLRError(
-            f"no readable images found under {root} (looked for {', '.join(IMAGE_EXTENSIONS)})"
-        )
-    top_dirs = {p.relative_to(root_p).parts[0] for p in good if len(p.relative_to(root_p).parts) > 1}
-    in_root = any(len(p.relative_to(root_p).parts) == 1 for p in good)
-    if top_dirs and not in_root:
-        classes = sorted(top_dirs)
-        index = {c: i for i, c in enumerate(classes)}
-        labels = [index[p.relative_to(root_p).parts[0]] for p in good]
-    else:
-        classes, labels = [], [-1] * len(good)
-    return [str(p) for p in good], labels, classes
+    """(paths, labels, class_names) of the images under ``root`` (its index: ``folder_index``)."""
+    index, _ = folder_index(root)
+    return list(PathList(index)), index.labels.tolist(), list(index.classes)
 
 
 class FolderImages:
-    """The images of a folder (an ``Images``): ``load(i) -> (PIL RGB image, label)``."""
+    """The images of a folder (an ``Images``): ``load(i) -> (PIL RGB image, label)``. ``paths`` is a
+    sequence made from the compact index (no list of a million strings per process); ``index_line``
+    says where the index came from (walked, or the cache)."""
 
-    def __init__(self, root: str | os.PathLike, limit: int | None = None) -> None:
-        paths, labels, classes = scan_folder(root)
-        if limit is not None:
-            paths, labels = paths[:limit], labels[:limit]
+    def __init__(self, root: str | os.PathLike, limit: int | None = None, *, index: FolderIndex | None = None,
+                 remember_bad: bool = True) -> None:
+        self.index_line = ""
+        if index is None:
+            index, self.index_line = folder_index(root)
+        if limit is not None and limit < len(index):
+            index = index.subset(np.arange(limit))
         self.root = str(root)
-        self.paths = paths
-        self.labels = torch.tensor(labels, dtype=torch.long)
-        self.classes = classes
+        self.index = index
+        self.labels = torch.from_numpy(np.asarray(index.labels, dtype=np.int64))
+        self.classes = list(index.classes)
+        self.remember_bad = remember_bad
         self._bad: set[int] = set()
 
+    @property
+    def paths(self) -> PathList:
+        return PathList(self.index)
+
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.index)
 
     @classmethod
     def from_paths(cls, paths: Sequence[str], root: str | os.PathLike = "", labels: Sequence[int] | None = None,
                    classes: Sequence[str] = ()) -> FolderImages:
-        """Images at given paths (already checked), unlabelled unless ``labels`` are given."""
-        out = cls.__new__(cls)
-        out.root, out.classes, out._bad = str(root), list(classes), set()
-        out.paths = list(paths)
-        out.labels = torch.tensor(list(labels) if labels is not None else [-1] * len(out.paths), dtype=torch.long)
+        """Images at given paths (absolute, or relative to the working directory), unlabelled unless
+        ``labels`` are given; files that fail to decode are named but not remembered."""
+        encoded = [os.fsencode(os.path.abspath(p)) for p in paths]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        n = len(encoded)
+        index = FolderIndex("", np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(), offsets,
+                            np.asarray(list(labels) if labels is not None else [-1] * n, dtype=np.int64),
+                            list(classes), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), [],
+                            np.zeros(0, dtype=np.int64))
+        out = cls(root, index=index, remember_bad=False)
         return out
 
     def subset(self, indices: Sequence[int]) -> FolderImages:
         """The images at ``indices``, in that order."""
-        indices = list(indices)
-        return FolderImages.from_paths([self.paths[i] for i in indices], self.root,
-                                       self.labels[indices].tolist() if indices else [], self.classes)
+        return FolderImages(self.root, index=self.index.subset(np.asarray(list(indices), dtype=np.int64)),
+                            remember_bad=self.remember_bad)
 
-    def load(self, index: int) -> tuple[Image.Image, int]:
-        """Image ``index`` (RGB) and its label; a file that fails to decode is named in a warning and
-        replaced by the next good one."""
-        n = len(self.paths)
+    def load(self, index: int, plan: Callable[[int, int], tuple[int, int] | None] | None = None
+             ) -> tuple[Image.Image, int]:
+        """Image ``index`` (RGB) and its label; a file that fails to decode is named in a warning (once
+        across processes and runs: ``simclr.data.index.mark_bad``) and replaced by the next good one.
+        ``plan``: see ``load_rgb`` (called with the full size of the file actually decoded)."""
+        n = len(self)
         for k in range(n):
             i = (index + k) % n
             if i in self._bad:
                 continue
+            path = self.index.path(i)
             try:
-                return load_rgb(self.paths[i]), int(self.labels[i])
+                return load_rgb(path, plan), int(self.labels[i])
             except Exception as e:  # noqa: BLE001 - any decode failure: skip the file, name it
                 self._bad.add(i)
-                warnings.warn(f"skipping {self.paths[i]}: {type(e).__name__}: {e}", stacklevel=2)
+                first = not self.remember_bad or mark_bad(self.index.root, self.index.relative(i))
+                if first:
+                    warnings.warn(f"skipping {path}: {type(e).__name__}: {e}", stacklevel=2)
         raise SimCLRError(f"none of the {n} images under {self.root} could be decoded")

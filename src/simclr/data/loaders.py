@@ -24,7 +24,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from simclr.augment import AugmentConfig, SimCLRAugment, sample_crop_boxes
-from simclr.data.folder import FolderImages
+from simclr.data.folder import FolderImages, draft_size
 from simclr.data.images import ArrayImages, Images, center_resize, pil_to_uint8
 from simclr.data.reference import ReferencePairs
 from simclr.data.seeds import mix_seed
@@ -70,18 +70,31 @@ class _FolderPairs(Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> tuple:
         epoch, index = key
-        img, label = self.images.load(index)
-        g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, index))
-        w, h = img.size
         views = []
-        if self.cfg.crop:
-            boxes = sample_crop_boxes(self.views, h, w, self.cfg.crop_scale, self.cfg.crop_ratio, g)
-            for top, left, bh, bw in boxes.tolist():
+        if not self.cfg.crop:
+            img, label = self.images.load(index)
+            one = pil_to_uint8(center_resize(img, self.size))
+            return (*[one] * self.views, label)
+        drawn: dict[str, object] = {}
+
+        def plan(w: int, h: int) -> tuple[int, int] | None:
+            """The crops of the file about to be decoded (drawn from its full size), and the reduced size
+            that still covers the smallest of them (a JPEG's DCT scaling: ``draft_size``)."""
+            g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, index))
+            boxes = sample_crop_boxes(self.views, h, w, self.cfg.crop_scale, self.cfg.crop_ratio, g).tolist()
+            drawn.update(boxes=boxes, size=(w, h))
+            return draft_size(w, h, min(min(bh, bw) for _, _, bh, bw in boxes), self.size)
+
+        img, label = self.images.load(index, plan)
+        boxes, full = drawn["boxes"], drawn["size"]
+        sx, sy = full[0] / img.size[0], full[1] / img.size[1]  # type: ignore[index]
+        for top, left, bh, bw in boxes:  # type: ignore[attr-defined]
+            if img.size == full:  # decoded in full: the exact crop, then the resize
                 crop = img.crop((left, top, left + bw, top + bh))
                 views.append(pil_to_uint8(crop.resize((self.size, self.size), Image.BICUBIC)))
-        else:
-            one = pil_to_uint8(center_resize(img, self.size))
-            views = [one] * self.views
+            else:  # decoded reduced: the same region of the smaller picture
+                box = (left / sx, top / sy, (left + bw) / sx, (top + bh) / sy)
+                views.append(pil_to_uint8(img.resize((self.size, self.size), Image.BICUBIC, box=box)))
         return (*views, label)
 
 

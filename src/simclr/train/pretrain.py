@@ -195,6 +195,8 @@ def _pretrain(cfg: PretrainConfig, run: RunDir, log: TextIO, world: distributed.
         print(precision_line, file=log)
     print(describe(training), file=log)
     notes = method_class(cfg.model.method).notes(cfg, t.batch_size)
+    if getattr(images, "index_line", ""):  # a folder: where its index came from (walked, or the cache)
+        print(images.index_line, file=log)
     print("; ".join([f"{len(images)} images", *notes]), file=log)
     for line in resume_lines(training, ckpt) if ckpt is not None else []:
         print(line, file=log)

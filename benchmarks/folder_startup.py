@@ -1,12 +1,13 @@
 """Start-up of ``simclr pretrain --dataset folder`` on big folders: seconds to the first training step.
 
-Makes folders of ``--files`` images (1000 class folders, every file a hard link to one of 8 real JPEGs:
+Makes folders of ``--files`` images (1000 class folders, every file a hard link to one of 8+ real JPEGs:
 Fashion-MNIST images upscaled to 96 px, so a million files cost directory entries, not disk), then
 times, in a fresh process each, ``simclr pretrain ... --max-steps 1`` (a tiny network, 16 images, one
 step: what remains is finding the images): cold (an empty simclr cache) and warm (the cached index),
 and with ``--before DIR`` (a checkout of an earlier commit, e.g. ``git worktree add /tmp/base COMMIT``)
 the same cold start of that code. Python + torch + simclr's import alone is timed too, to subtract.
-The index's memory: the resident-set growth of a process that only builds it, and its arrays' bytes.
+The index's memory: the resident-set growth (now minus before, /proc/self/statm) of a process that only
+reads it (from the cache the warm run left), and its arrays' bytes.
 
 usage: python benchmarks/folder_startup.py [--files 10000 100000 1000000] [--root /tmp/simclr-folders]
        [--before /tmp/base] [--before-max 200000] [--json benchmarks/results/folder_startup-DATE.json]
@@ -32,16 +33,16 @@ ROOT = Path(__file__).resolve().parents[1]
 FMNIST = "/usr/share/datasets/fashion-mnist"
 
 
-def seed_jpegs(where: Path) -> list[Path]:
-    """8 real photos' stand-ins: Fashion-MNIST images (random pixels where it is not installed) at 96 px."""
+def seed_jpegs(where: Path, count: int = 8) -> list[Path]:
+    """``count`` real photos' stand-ins: Fashion-MNIST images (random pixels where it is not installed) at 96 px."""
     where.mkdir(parents=True, exist_ok=True)
     try:
         sys.path.insert(0, str(ROOT / "src"))
         from simclr.data.sources import load_images
 
-        imgs = load_images("fashion-mnist", "test", FMNIST, 8).images.numpy()[:, 0]  # type: ignore[attr-defined]
+        imgs = load_images("fashion-mnist", "test", FMNIST, count).images.numpy()[:, 0]  # type: ignore[attr-defined]
     except Exception:  # noqa: BLE001 - any failure: random pixels do for start-up timing
-        imgs = np.random.default_rng(0).integers(0, 256, (8, 28, 28), dtype=np.uint8)
+        imgs = np.random.default_rng(0).integers(0, 256, (count, 28, 28), dtype=np.uint8)
     out = []
     for i, arr in enumerate(imgs):
         p = where / f"seed{i}.jpg"
@@ -50,9 +51,11 @@ def seed_jpegs(where: Path) -> list[Path]:
     return out
 
 
-def make_folder(root: Path, n: int, seeds: list[Path]) -> Path:
-    """``root/n{n}``: 1000 class folders (fewer for small n) of hard links, made once."""
+def make_folder(root: Path, n: int) -> Path:
+    """``root/n{n}``: 1000 class folders (fewer for small n) of hard links, made once (a file takes at most
+    50,000 links here: ext4 allows 65,000)."""
     folder = root / f"n{n}"
+    seeds = seed_jpegs(root / f"seeds{n}", max(8, -(-n // 50_000)))
     done = folder / ".complete"
     if done.exists():
         return folder
@@ -85,12 +88,13 @@ def pretrain_argv(folder: Path, out: Path) -> list[str]:
 
 def index_memory(folder: Path, env: dict[str, str]) -> dict[str, float]:
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "from simclr.data.index import folder_index\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "def rss():\n"
+        "    return int(open('/proc/self/statm').read().split()[1]) * 4096\n"
+        "before = rss()\n"
         "index, _ = folder_index(sys.argv[1])\n"
-        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "print(len(index), index.nbytes(), (after - before) * 1024)\n"
+        "print(len(index), index.nbytes(), rss() - before)\n"
     )
     r = subprocess.run([sys.executable, "-c", code, str(folder)], env=env, capture_output=True, text=True, check=True)
     n, nbytes, rss = r.stdout.split()
@@ -105,7 +109,6 @@ def main() -> None:
     p.add_argument("--before-max", type=int, default=200_000, help="time the before code up to this many files")
     p.add_argument("--json", type=Path)
     a = p.parse_args()
-    seeds = seed_jpegs(a.root / "seeds")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         base_env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -113,7 +116,7 @@ def main() -> None:
         print(f"python + torch + simclr import: {imports:.1f} s", flush=True)
         for n in a.files:
             start = time.perf_counter()
-            folder = make_folder(a.root, n, seeds)
+            folder = make_folder(a.root, n)
             print(f"{n} files: folder ready ({time.perf_counter() - start:.0f} s)", flush=True)
             cache = Path(tmp) / f"cache{n}"
             env = {**base_env, "SIMCLR_CACHE_DIR": str(cache)}

@@ -16,10 +16,10 @@ import warnings
 from collections.abc import Callable
 
 from simclr import distributed
-from simclr.cli import classify, evaluate, pictures, pretrain, use
+from simclr.cli import classify, data, evaluate, pictures, pretrain, use
 from simclr.errors import SimCLRError
 
-COMMAND_GROUPS = (pretrain, evaluate, classify, use, pictures)
+COMMAND_GROUPS = (pretrain, evaluate, classify, use, pictures, data)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:

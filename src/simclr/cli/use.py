@@ -86,7 +86,8 @@ def finished_encoder(run: str) -> nn.Module:
 def image_source(args: argparse.Namespace, size: int, split: str = "train") -> tuple[Images, list[str]]:
     """(images, names) for --images DIR or --dataset NAME. ``--dataset folder --data-dir DIR`` is every image
     of DIR, as ``--images DIR`` (the evaluation's hold-out of every 5th image is for linear-eval and knn),
-    unless DIR has train/ and test/ subfolders: then ``--split`` picks one."""
+    unless DIR has train/ and test/ subfolders: then ``--split`` picks one; ``--dataset webdataset`` is
+    every sample of the shards."""
     folder = args.images
     if args.dataset == "folder" and args.data_dir and not (
             (Path(args.data_dir) / "train").is_dir() and (Path(args.data_dir) / "test").is_dir()):
@@ -94,6 +95,9 @@ def image_source(args: argparse.Namespace, size: int, split: str = "train") -> t
     if folder:
         images = FolderImages(folder, args.limit)
         return images, list(images.paths)
+    if args.dataset == "webdataset":  # every sample of the shards, named shard.tar:key
+        shards = load_images("webdataset", "pretrain", args.data_dir, args.limit)
+        return shards, list(shards.names)  # type: ignore[attr-defined]
     images = load_images(args.dataset, split, args.data_dir, args.limit, 0, size)
     return images, [f"{args.dataset}:{split}:{i}" for i in range(len(images))]
 

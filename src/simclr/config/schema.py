@@ -22,8 +22,10 @@ def opt(default: Any, help: str = "", *, flag: str | None = None, cli: bool = Tr
 
 @dataclass
 class DataConfig:
-    dataset: str = opt("synthetic", "synthetic (default), folder, cifar10, cifar100, stl10, mnist, fashion-mnist")
-    data_dir: str | None = opt(None, "where the dataset lives (a folder of images for 'folder')")
+    dataset: str = opt("synthetic", "synthetic (default), folder, webdataset, cifar10, cifar100, stl10, mnist, "
+                                     "fashion-mnist")
+    data_dir: str | None = opt(None, "where the dataset lives (a folder of images for 'folder'; the shards for "
+                                     "'webdataset': 'dir/shard-{000000..000099}.tar')")
     image_size: int | None = opt(None, "training crop side (default: the dataset's own; 224 for folders)")
     limit: int | None = opt(None, "use only the first N images")
     workers: int = opt(2, "DataLoader workers for folder datasets (default 2)")

@@ -17,12 +17,14 @@ import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from simclr.data.index import FolderIndex, PathList, folder_index, mark_bad
+from simclr.data.registry import DatasetDefaults, hold_out, register_source
 from simclr.errors import SimCLRError
 
 
@@ -58,9 +60,11 @@ def draft_size(width: int, height: int, smallest_crop: int, out: int) -> tuple[i
     return None if r == 1 else (-(-width // r), -(-height // r))
 
 
-def load_rgb(path: str, plan: Callable[[int, int], tuple[int, int] | None] | None = None) -> Image.Image:
-    """The image at ``path`` as RGB; with ``plan``, ``plan(width, height)`` (the full size, from the
-    header) may ask for a reduced size, which a JPEG is decoded at (``draft_size``; others in full)."""
+def load_rgb(path: str | IO[bytes], plan: Callable[[int, int], tuple[int, int] | None] | None = None
+             ) -> Image.Image:
+    """The image at ``path`` (a file name, or an open binary file) as RGB; with ``plan``,
+    ``plan(width, height)`` (the full size, from the header) may ask for a reduced size, which a JPEG is
+    decoded at (``draft_size``; other formats in full)."""
     with _refusing_bombs(), Image.open(path) as img:
         if plan is not None:
             size = plan(*img.size)
@@ -112,6 +116,15 @@ class FolderImages:
     def paths(self) -> PathList:
         return PathList(self.index)
 
+    @property
+    def names(self) -> PathList:
+        """What names each image in listings and embeddings: its path."""
+        return PathList(self.index)
+
+    def decode(self, i: int, plan: Callable[[int, int], tuple[int, int] | None] | None = None) -> Image.Image:
+        """Image ``i`` as RGB, or the decoder's exception (no substitute: ``load`` gives one)."""
+        return load_rgb(self.index.path(i), plan)
+
     def __len__(self) -> int:
         return len(self.index)
 
@@ -155,3 +168,19 @@ class FolderImages:
                 if first:
                     warnings.warn(f"skipping {path}: {type(e).__name__}: {e}", stacklevel=2)
         raise SimCLRError(f"none of the {n} images under {self.root} could be decoded")
+
+
+@register_source("folder", DatasetDefaults(224, 0.1, 1.0),
+                 "a folder of images (--data-dir DIR; labels from first-level subfolders; train/ + test/ as the split)")
+def load_folder(split: str, data_dir: str | None, limit: int | None, seed: int, image_size: int | None) -> FolderImages:
+    """``--dataset folder``: DIR's train/ or test/ where it has both, else all of DIR with every 5th image
+    held out for evaluation (``hold_out``)."""
+    if not data_dir:
+        raise SimCLRError("--dataset folder needs --data-dir DIR (a folder of images)")
+    root = Path(data_dir)
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        return FolderImages(root / ("test" if split == "test" else "train"), limit)
+    return hold_out(FolderImages(root), split, limit)  # type: ignore[return-value]
+
+
+__all__ = ["FolderImages", "draft_size", "header_ok", "load_folder", "load_rgb", "scan_folder", "to_rgb"]

@@ -9,7 +9,7 @@ family), which the loaders batch straight from the tensor, and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -30,8 +30,11 @@ class Images(Protocol):
         """The images at ``indices``, in that order."""
         ...
 
-    def load(self, index: int) -> tuple[Image.Image, int]:
-        """Image ``index`` as an RGB PIL image, and its label."""
+    def load(self, index: int, plan: Callable[[int, int], tuple[int, int] | None] | None = None
+             ) -> tuple[Image.Image, int]:
+        """Image ``index`` as an RGB PIL image, and its label. ``plan(width, height)``: told the full size
+        before decoding, it may ask for a reduced size (sources decoded from JPEG files use it; see
+        ``simclr.data.folder.load_rgb``)."""
         ...
 
 
@@ -54,7 +57,8 @@ class ArrayImages:
             indices = torch.as_tensor(list(indices), dtype=torch.long)
         return ArrayImages(self.images[indices], self.labels[indices], self.classes)
 
-    def load(self, index: int) -> tuple[Image.Image, int]:
+    def load(self, index: int, plan: Callable[[int, int], tuple[int, int] | None] | None = None
+             ) -> tuple[Image.Image, int]:
         return to_pil_rgb(self.images[index]), int(self.labels[index])
 
 

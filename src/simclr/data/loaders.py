@@ -24,7 +24,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from simclr.augment import AugmentConfig, SimCLRAugment, sample_crop_boxes
-from simclr.data.folder import FolderImages, draft_size
+from simclr.data.folder import draft_size
 from simclr.data.images import ArrayImages, Images, center_resize, pil_to_uint8
 from simclr.data.reference import ReferencePairs
 from simclr.data.seeds import mix_seed
@@ -62,7 +62,7 @@ class _FolderPairs(Dataset):
     """``views`` (2, or 1) random resized crops (uint8, S x S) of each folder image, seeded per
     (epoch, index), and its label; asked for by ``(epoch, index)`` keys (workers persist across epochs)."""
 
-    def __init__(self, images: FolderImages, cfg: AugmentConfig, size: int, seed: int, views: int = 2) -> None:
+    def __init__(self, images: Images, cfg: AugmentConfig, size: int, seed: int, views: int = 2) -> None:
         self.images, self.cfg, self.size, self.seed, self.views = images, cfg, size, seed, views
 
     def __len__(self) -> int:
@@ -116,7 +116,9 @@ class EpochPlan(Sampler):
 
 
 class _FolderEval(Dataset):
-    def __init__(self, images: FolderImages, size: int) -> None:
+    """Decoded-on-demand images (a folder, shards), centre-cropped and resized."""
+
+    def __init__(self, images: Images, size: int) -> None:
         self.images, self.size = images, size
 
     def __len__(self) -> int:
@@ -270,7 +272,6 @@ def eval_batches(
             x = to_device(images.images[i : i + batch_size], device)
             yield as_float_batch(x, size), images.labels[i : i + batch_size]
         return
-    assert isinstance(images, FolderImages)
     loader = DataLoader(_FolderEval(images, size), batch_size=batch_size, num_workers=workers,
                         pin_memory=device.type == "cuda")
     for x, y in loader:

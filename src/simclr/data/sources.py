@@ -1,8 +1,9 @@
-"""Where images come from: the dataset registry and its per-dataset defaults.
+"""The named datasets and ``load_images``: any registered source (``simclr.data.registry``) by name.
 
 ``load_images(name, split, ...)`` returns an ``Images`` (``simclr.data.images``): an
-:class:`~simclr.data.images.ArrayImages` held in memory (synthetic, CIFAR, STL-10, MNIST family)
-or a :class:`~simclr.data.folder.FolderImages` (decoded from files by loader workers).
+:class:`~simclr.data.images.ArrayImages` held in memory (synthetic, CIFAR, STL-10, MNIST family), a
+:class:`~simclr.data.folder.FolderImages` (files decoded by loader workers) or a
+:class:`~simclr.data.shards.ShardImages` (WebDataset tar shards, one seek a sample).
 """
 
 from __future__ import annotations
@@ -10,45 +11,32 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from simclr.data import synthetic
-from simclr.data.folder import FolderImages
 from simclr.data.images import ArrayImages, Images
+from simclr.data.registry import SOURCES, DatasetDefaults, Loader, register_source
 from simclr.errors import SimCLRError
 
 
-@dataclass(frozen=True)
-class DatasetDefaults:
-    """Per-dataset defaults, following PAPER.md (CIFAR setting for small images).
+class _Defaults(Mapping[str, DatasetDefaults]):
+    """Dataset name -> its defaults, read from the registry (``simclr.data.registry.SOURCES``)."""
 
-    ``stem`` and ``crop_scale`` are None where the general rule applies (CIFAR stem at <= 32 px;
-    crop area U(0.08, 1))."""
+    def __getitem__(self, name: str) -> DatasetDefaults:
+        return SOURCES[name].defaults
 
-    image_size: int
-    temperature: float
-    color_strength: float
-    stem: str | None = None
-    crop_scale: tuple[float, float] | None = None
+    def __iter__(self) -> Iterator[str]:
+        return iter(SOURCES)
+
+    def __len__(self) -> int:
+        return len(SOURCES)
 
 
-DATASETS: dict[str, DatasetDefaults] = {
-    # The quickstart dataset, tuned so that a one-minute CPU run beats the random encoder
-    # (BENCHMARKS.md): its nuisances are colours, so full-strength colour distortion; its
-    # classes are shapes, so crops keep at least a quarter of the image; the ImageNet stem runs
-    # 8x faster than the CIFAR stem at 32 px and the shapes are large.
-    "synthetic": DatasetDefaults(32, 0.5, 1.0, stem="imagenet", crop_scale=(0.25, 1.0)),
-    "cifar10": DatasetDefaults(32, 0.5, 0.5),
-    "cifar100": DatasetDefaults(32, 0.5, 0.5),
-    "stl10": DatasetDefaults(96, 0.5, 1.0),
-    "mnist": DatasetDefaults(28, 0.5, 0.5),
-    "fashion-mnist": DatasetDefaults(28, 0.5, 0.5),
-    "folder": DatasetDefaults(224, 0.1, 1.0),
-}
+DATASETS: Mapping[str, DatasetDefaults] = _Defaults()
 
 
 def _limit(images: ArrayImages, limit: int | None) -> ArrayImages:
@@ -111,6 +99,59 @@ def _torchvision(cls, data_dir: str | None, **kwargs):  # noqa: ANN001, ANN202
         ) from e
 
 
+# The named datasets. The quickstart dataset is tuned so that a one-minute CPU run beats the random encoder
+# (BENCHMARKS.md): its nuisances are colours, so full-strength colour distortion; its classes are shapes,
+# so crops keep at least a quarter of the image; the ImageNet stem runs 8x faster than the CIFAR stem at
+# 32 px and the shapes are large.
+@register_source("synthetic", DatasetDefaults(32, 0.5, 1.0, stem="imagenet", crop_scale=(0.25, 1.0)),
+                 "8 generated shape classes (the default; no download)")
+def _synthetic(split: str, data_dir: str | None, limit: int | None, seed: int, image_size: int | None) -> Images:
+    size = image_size or 32
+    default_n = synthetic.DEFAULT_TEST_SIZE if split == "test" else synthetic.DEFAULT_TRAIN_SIZE
+    n = limit if limit is not None else default_n
+    imgs, labels = synthetic.generate(n, "test" if split == "test" else "train", seed, size)
+    return ArrayImages(imgs, labels, list(synthetic.CLASSES))
+
+
+def _cifar(name: str) -> Loader:
+    def load(split: str, data_dir: str | None, limit: int | None, seed: int, image_size: int | None) -> Images:
+        import torchvision.datasets as tvd
+
+        cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
+        ds = _torchvision(cls, data_dir, train=(split != "test"))
+        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+        return _limit(ArrayImages(images, torch.tensor(ds.targets), list(ds.classes)), limit)
+
+    return load
+
+
+register_source("cifar10", DatasetDefaults(32, 0.5, 0.5), "CIFAR-10 (torchvision)")(_cifar("cifar10"))
+register_source("cifar100", DatasetDefaults(32, 0.5, 0.5), "CIFAR-100 (torchvision)")(_cifar("cifar100"))
+
+
+@register_source("stl10", DatasetDefaults(96, 0.5, 1.0), "STL-10; pretrains on unlabelled + train (torchvision)")
+def _stl10(split: str, data_dir: str | None, limit: int | None, seed: int, image_size: int | None) -> Images:
+    import torchvision.datasets as tvd
+
+    splits = {"pretrain": "train+unlabeled", "train": "train", "test": "test"}[split]
+    ds = _torchvision(tvd.STL10, data_dir, split=splits)
+    images = torch.from_numpy(ds.data).contiguous()
+    return _limit(ArrayImages(images, torch.from_numpy(ds.labels).long(), list(ds.classes)), limit)
+
+
+def _mnist(name: str) -> Loader:
+    def load(split: str, data_dir: str | None, limit: int | None, seed: int, image_size: int | None) -> Images:
+        return _limit(_mnist_family(name, "test" if split == "test" else "train", data_dir), limit)
+
+    return load
+
+
+register_source("mnist", DatasetDefaults(28, 0.5, 0.5), "MNIST (IDX files in --data-dir, or torchvision)")(
+    _mnist("mnist"))
+register_source("fashion-mnist", DatasetDefaults(28, 0.5, 0.5),
+                "Fashion-MNIST (IDX files in --data-dir, e.g. Debian's dataset-fashion-mnist)")(_mnist("fashion-mnist"))
+
+
 def load_images(
     name: str,
     split: str,
@@ -119,47 +160,22 @@ def load_images(
     seed: int = 0,
     image_size: int | None = None,
 ) -> Images:
-    """The images of ``name`` for ``split``: 'pretrain', 'train' (labelled) or 'test'.
+    """The images of the source ``name`` (``simclr.data.registry``) for ``split``: 'pretrain', 'train'
+    (labelled) or 'test'.
 
-    For every dataset except STL-10, 'pretrain' is 'train' (labels ignored). STL-10
-    pretrains on its 100k unlabelled images plus the 5k labelled train images.
+    For every dataset except STL-10, 'pretrain' is 'train' (labels ignored). STL-10 pretrains on its
+    100k unlabelled images plus the 5k labelled train images.
     """
-    if name not in DATASETS:
-        raise SimCLRError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+    if name not in SOURCES:
+        raise SimCLRError(f"unknown dataset {name!r}: choose one of {', '.join(SOURCES)}")
     if split not in ("pretrain", "train", "test"):
         raise ValueError(f"unknown split {split!r}")
     if limit is not None and limit <= 0:
         raise SimCLRError(f"--limit must be a positive number of images, got {limit}")
-    if name == "synthetic":
-        size = image_size or DATASETS[name].image_size
-        default_n = synthetic.DEFAULT_TEST_SIZE if split == "test" else synthetic.DEFAULT_TRAIN_SIZE
-        n = limit if limit is not None else default_n
-        imgs, labels = synthetic.generate(n, "test" if split == "test" else "train", seed, size)
-        return ArrayImages(imgs, labels, list(synthetic.CLASSES))
-    if name == "folder":
-        if not data_dir:
-            raise SimCLRError("--dataset folder needs --data-dir DIR (a folder of images)")
-        root = Path(data_dir)
-        want = "test" if split == "test" else "train"
-        if (root / "train").is_dir() and (root / "test").is_dir():
-            return FolderImages(root / want, limit)
-        images = FolderImages(root, None)
-        if split != "pretrain":
-            # No train/ and test/ subfolders: every 5th image is held out for evaluation.
-            keep = [i for i in range(len(images)) if (i % 5 == 4) == (split == "test")]
-            images = images.subset(keep)
-        return images.subset(range(min(len(images), limit))) if limit else images
-    if name in ("mnist", "fashion-mnist"):
-        return _limit(_mnist_family(name, "test" if split == "test" else "train", data_dir), limit)
-    import torchvision.datasets as tvd
+    return SOURCES[name].load(split, data_dir, limit, seed, image_size)
 
-    if name in ("cifar10", "cifar100"):
-        cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
-        ds = _torchvision(cls, data_dir, train=(split != "test"))
-        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
-        return _limit(ArrayImages(images, torch.tensor(ds.targets), list(ds.classes)), limit)
-    # stl10
-    splits = {"pretrain": "train+unlabeled", "train": "train", "test": "test"}[split]
-    ds = _torchvision(tvd.STL10, data_dir, split=splits)
-    images = torch.from_numpy(ds.data).contiguous()
-    return _limit(ArrayImages(images, torch.from_numpy(ds.labels).long(), list(ds.classes)), limit)
+
+# the formats of their own modules register themselves on import; listed after the named datasets
+from simclr.data import folder as _folder  # noqa: E402, F401
+
+__all__ = ["DATASETS", "DatasetDefaults", "load_images"]

@@ -26,8 +26,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from simclr.data.folder import FolderImages, load_rgb
+from simclr.data.folder import FolderImages
 from simclr.data.images import ArrayImages, Images, center_resize, pil_to_uint8
+from simclr.data.shards import ShardImages
 from simclr.errors import SimCLRError
 from simclr.eval.features import encode
 from simclr.io import atomic_write
@@ -59,15 +60,17 @@ def embed(
 
 
 class _Files(Dataset):
-    def __init__(self, images: FolderImages, size: int) -> None:
-        self.paths, self.size = images.paths, size
+    """The images of a decoded-on-demand source (a folder, shards), each or why it could not be read."""
+
+    def __init__(self, images: FolderImages | ShardImages, size: int) -> None:
+        self.images, self.size = images, size
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int, str]:
         try:
-            return pil_to_uint8(center_resize(load_rgb(self.paths[i]), self.size)), i, ""
+            return pil_to_uint8(center_resize(self.images.decode(i), self.size)), i, ""
         except Exception as e:  # noqa: BLE001 - any decode failure: skip this file, name it
             return None, i, f"{type(e).__name__}: {e}"
 
@@ -104,11 +107,11 @@ def embed_images(
                 bar.update(len(x))
                 yield x
             return
-        assert isinstance(images, FolderImages)
+        assert isinstance(images, (FolderImages, ShardImages))
         loader = DataLoader(_Files(images, size), batch_size=batch_size, num_workers=workers, collate_fn=_collate)
         for x, idx, bad in loader:
             for i, why in bad:
-                warnings.warn(f"skipping {images.paths[i]}: {why}", stacklevel=3)
+                warnings.warn(f"skipping {images.names[i]}: {why}", stacklevel=3)
             bar.update(len(idx) + len(bad))
             if idx:
                 kept.extend(idx)

@@ -8,6 +8,7 @@ side) and phone-sized (``--phone-side``, 3000 px: a 12 MP photo's short side). F
 
 - ``simclr``: ``PretrainLoader`` over ``FolderImages`` (decode, crop + resize in ``--workers`` loader
   workers, then flip, colour, grayscale and blur batched on the CPU), the defaults of a folder run;
+- ``simclr-shards``: the same, reading the same JPEGs from WebDataset shards (64 a shard);
 - ``common``: torchvision ``ImageFolder`` + the SimCLR PIL transforms (RandomResizedCrop 224, bilinear as
   torchvision's default; flip, colour jitter 0.8 / 0.8 / 0.8 / 0.2 with p 0.8, grayscale p 0.2, Gaussian
   blur p 0.5, ToTensor) in a DataLoader with the same workers.
@@ -38,6 +39,11 @@ from common_baseline import CommonPairs, common_loader, common_view  # noqa: E40
 from simclr.augment import AugmentConfig  # noqa: E402
 from simclr.data.folder import FolderImages  # noqa: E402
 from simclr.data.loaders import PretrainLoader  # noqa: E402
+
+try:  # the shards arrived with issue #31: an older checkout (--before runs of this script) has none
+    from simclr.data.shards import ShardImages, write_shards
+except ImportError:
+    ShardImages = write_shards = None  # type: ignore[assignment,misc]
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
 
@@ -72,8 +78,8 @@ def make_jpegs(root: Path, n: int, short: tuple[int, int], seed: int) -> Path:
     return root
 
 
-def simclr_rate(root: Path, batch: int, workers: int, batches: int) -> float:
-    images = FolderImages(root)
+def simclr_rate(root: Path, batch: int, workers: int, batches: int, shards: str | None = None) -> float:
+    images = FolderImages(root) if shards is None else ShardImages(shards)
     aug = AugmentConfig(crop_scale=(0.08, 1.0), color_strength=1.0, blur=True)
     loader = PretrainLoader(images, batch, aug, 224, 0, torch.device("cpu"), workers)
     it = itertools.chain.from_iterable(loader.batches(e) for e in itertools.count())
@@ -120,18 +126,29 @@ def main() -> None:
             print(f"{kind}: {n} JPEGs, short side {short[0]}-{short[1]} px, {mb:.2f} MB each "
                   f"({time.perf_counter() - start:.0f} s to make)", flush=True)
             rates: dict[str, list[float]] = {"simclr": [], "common": []}
+            pattern = None
+            if write_shards is not None:
+                images = FolderImages(root)
+                written = write_shards(((images.paths[i], int(images.labels[i]), "") for i in range(len(images))),
+                                       Path(tmp) / f"{kind}-shards", 64)
+                pattern = f"{Path(tmp) / f'{kind}-shards'}/shard-{{000000..{len(written) - 1:06d}}}.tar"
+                rates["simclr-shards"] = []
             for r in range(a.repeats):
-                order = ("simclr", "common") if r % 2 == 0 else ("common", "simclr")
-                for name in order:
-                    fn = simclr_rate if name == "simclr" else common_rate
-                    rates[name].append(fn(root, a.batch_size, a.workers, a.batches))
-                    print(f"  repeat {r} {name}: {rates[name][-1]:.1f} images/s", flush=True)
+                names = list(rates)
+                for name in names if r % 2 == 0 else reversed(names):
+                    if name == "common":
+                        rate = common_rate(root, a.batch_size, a.workers, a.batches)
+                    else:
+                        rate = simclr_rate(root, a.batch_size, a.workers, a.batches,
+                                           pattern if name == "simclr-shards" else None)
+                    rates[name].append(rate)
+                    print(f"  repeat {r} {name}: {rate:.1f} images/s", flush=True)
             ours, common = (statistics.median(rates[k]) for k in ("simclr", "common"))
             print(f"{kind}: simclr {ours:.1f}, common {common:.1f} images/s (medians): {ours / common:.2f}x",
                   flush=True)
             rows.append({"kind": kind, "images": n, "short_side": list(short), "mean_file_mb": mb,
-                         "simclr_images_per_s": rates["simclr"], "common_images_per_s": rates["common"],
-                         "simclr_median": ours, "common_median": common, "ratio": ours / common})
+                         "images_per_s": rates, "medians": {k: statistics.median(v) for k, v in rates.items()},
+                         "ratio": ours / common})
     if a.json:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).resolve().parents[1]).stdout.strip()

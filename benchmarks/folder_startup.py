@@ -5,7 +5,9 @@ Fashion-MNIST images upscaled to 96 px, so a million files cost directory entrie
 times, in a fresh process each, ``simclr pretrain ... --max-steps 1`` (a tiny network, 16 images, one
 step: what remains is finding the images): cold (an empty simclr cache) and warm (the cached index),
 and with ``--before DIR`` (a checkout of an earlier commit, e.g. ``git worktree add /tmp/base COMMIT``)
-the same cold start of that code. Python + torch + simclr's import alone is timed too, to subtract.
+the same cold start of that code. ``--drop-caches`` (root) empties the kernel's file caches before each
+cold start; without it the files' metadata and (the hard links share 8+ files) their headers are in
+memory, which flatters a header-reading scan. Python + torch + simclr's import alone is timed too, to subtract.
 The index's memory: the resident-set growth (now minus before, /proc/self/statm) of a process that only
 reads it (from the cache the warm run left), and its arrays' bytes.
 
@@ -79,6 +81,16 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
     return seconds, r.stderr
 
 
+def drop_caches() -> bool:
+    """Empty the kernel's page, dentry and inode caches (root only), so a cold start reads the disk."""
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
 def pretrain_argv(folder: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "simclr", "pretrain", "--dataset", "folder", "--data-dir", str(folder),
             "--out", str(out), "--max-steps", "1", "--epochs", "1", "--batch-size", "16", "--image-size", "32",
@@ -107,6 +119,8 @@ def main() -> None:
     p.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "simclr-folders")
     p.add_argument("--before", type=Path, help="a checkout of the commit to compare against (cold start only)")
     p.add_argument("--before-max", type=int, default=200_000, help="time the before code up to this many files")
+    p.add_argument("--drop-caches", action="store_true",
+                   help="before every cold start, empty the kernel's file caches (needs root): a truly cold disk")
     p.add_argument("--json", type=Path)
     a = p.parse_args()
     results = []
@@ -121,6 +135,7 @@ def main() -> None:
             cache = Path(tmp) / f"cache{n}"
             env = {**base_env, "SIMCLR_CACHE_DIR": str(cache)}
             row: dict = {"files": n}
+            row["caches_dropped"] = a.drop_caches and drop_caches()
             row["cold_s"], log = timed(pretrain_argv(folder, Path(tmp) / f"cold{n}"), env)
             m = re.search(r"indexed in ([\d.]+) s", log)
             row["cold_index_s"] = float(m.group(1)) if m else None
@@ -130,6 +145,8 @@ def main() -> None:
             if a.before is not None and n <= a.before_max:
                 benv = {**os.environ, "PYTHONPATH": str(a.before.resolve() / "src"),
                         "SIMCLR_CACHE_DIR": str(Path(tmp) / f"bcache{n}")}
+                if a.drop_caches:
+                    drop_caches()
                 row["before_cold_s"], _ = timed(pretrain_argv(folder, Path(tmp) / f"before{n}"), benv)
                 row["before_warm_s"], _ = timed(pretrain_argv(folder, Path(tmp) / f"before2{n}"), benv)
             print(json.dumps(row), flush=True)

@@ -3,12 +3,13 @@ before any work starts (type, range, choice, and combinations that cannot run)."
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from typing import Any
 
 from simclr.augment import CROP_INTERPOLATIONS
 from simclr.config.files import suggest
-from simclr.config.schema import PretrainConfig
+from simclr.config.schema import LOGGER_NAMES, PretrainConfig
 from simclr.data.sources import DATASETS
 from simclr.errors import SimCLRError
 from simclr.losses import LOSS_KINDS, LOSSES
@@ -57,6 +58,20 @@ def resolve(cfg: PretrainConfig) -> PretrainConfig:
     return cfg
 
 
+def check_loggers(spec: str) -> None:
+    """``--logger``: known names, and the optional libraries they need installed (one line before any work)."""
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if names in (["auto"], ["none"]):
+        return
+    bad = [n for n in names if n not in LOGGER_NAMES]
+    if bad or not names:
+        raise SimCLRError(f"--logger {spec!r}: choose auto, none, or any of {', '.join(LOGGER_NAMES)} "
+                          "(comma-separated)")
+    for name in ("wandb", "mlflow"):
+        if name in names and importlib.util.find_spec(name) is None:
+            raise SimCLRError(f"--logger {name} needs {name}: pip install 'simclr[{name}]'")
+
+
 def check_common(cfg: Any) -> None:
     """The checks every training command's config shares (``data.workers``, the ``RunTrain`` fields of
     ``train``, and the lr, momentum, weight decay and warm-up of ``optim``); one line for the first failure."""
@@ -64,6 +79,7 @@ def check_common(cfg: Any) -> None:
     _check_choice(t.precision, PRECISION_CHOICES, "--precision")
     if t.dist_backend is not None:
         _check_choice(t.dist_backend, ("gloo", "nccl"), "--dist-backend")
+    check_loggers(t.logger)
     checks = [
         (d.workers >= 0, f"--workers must be >= 0, got {d.workers}"),
         (o.lr is None or (o.lr > 0 and math.isfinite(o.lr)), f"--lr must be > 0, got {o.lr}"),
@@ -142,4 +158,4 @@ def validate(cfg: PretrainConfig) -> None:
     a.to_augment_config().validate()
 
 
-__all__ = ["BN_VIEWS", "check_common", "resolve", "validate"]
+__all__ = ["BN_VIEWS", "check_common", "check_loggers", "resolve", "validate"]

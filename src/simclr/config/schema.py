@@ -14,6 +14,8 @@ from typing import Any
 
 from simclr.augment import OPS, AugmentConfig
 
+LOGGER_NAMES = ("tensorboard", "csv", "wandb", "mlflow")  # --logger's choices (simclr.train.loggers)
+
 
 def opt(default: Any, help: str = "", *, flag: str | None = None, cli: bool = True) -> Any:  # noqa: A002
     """A config field with its command-line help (``cli=False``: a YAML key only)."""
@@ -172,6 +174,9 @@ class RunTrain:
     global_bn: bool | None = opt(None, "BN statistics over all ranks under torchrun (default: on)")
     dist_backend: str | None = opt(None, "torch.distributed backend: nccl (GPUs) or gloo (default by device)")
     compile: bool = opt(False, "torch.compile the model (off by default; pays off on long GPU runs)")
+    logger: str = opt(
+        "auto", "where metrics go besides metrics.jsonl: auto (default: TensorBoard when installed), none, or any of "
+        "tensorboard, csv, wandb, mlflow, comma-separated (pip install 'simclr[wandb]' / 'simclr[mlflow]')")
 
 
 @dataclass
@@ -333,6 +338,7 @@ def config_dict(cfg: Any) -> dict[str, Any]:
 
 __all__ = [
     "AugmentSection", "ClassifierAugment", "ClassifierOptim", "ClassifierTrain", "DataConfig", "DistillConfig",
-    "DistillSection", "FinetuneConfig", "FinetuneModelConfig", "LabelsConfig", "LossConfig", "ModelConfig",
-    "MonitorConfig", "OptimConfig", "PretrainConfig", "RunTrain", "TrainConfig", "config_dict", "opt", "sections",
+    "DistillSection", "FinetuneConfig", "FinetuneModelConfig", "LOGGER_NAMES", "LabelsConfig", "LossConfig",
+    "ModelConfig", "MonitorConfig", "OptimConfig", "PretrainConfig", "RunTrain", "TrainConfig", "config_dict", "opt",
+    "sections",
 ]

@@ -35,6 +35,7 @@ from torch import nn
 from simclr.methods.base import StepOutput
 from simclr.models.weights import ENCODER, encoder_payload
 from simclr.train.health import HealthReading
+from simclr.train.loggers import make_loggers, start_all
 from simclr.train.metrics import MetricsLog, Progress
 from simclr.train.rundir import RunDir
 from simclr.train.state import TrainState
@@ -120,8 +121,12 @@ class MetricsCallback(Callback):
     precision the run computes in, which may differ from config.yaml's ``auto``)."""
 
     def __init__(self, run: RunDir | None, batch_size: int, log: TextIO, *,
-                 constants: dict[str, Any] | None = None) -> None:
+                 constants: dict[str, Any] | None = None, logger: str = "auto",
+                 config: dict[str, Any] | None = None) -> None:
         self.run, self.batch_size, self.stream = run, batch_size, log
+        self.logger, self.config = logger, dict(config or {})
+        self.last: dict[str, Any] = {}
+        self.ended = False
         self.main = run is None or run.main  # rank 0 (or no run directory): reads the health signals
         self.constants = dict(constants or {})
         self.metrics: MetricsLog | None = None
@@ -131,7 +136,10 @@ class MetricsCallback(Callback):
     def on_fit_start(self, trainer: LoopView) -> None:
         step = trainer.state.step
         if self.run is not None and self.run.main:
-            self.metrics = MetricsLog(self.run.path, resume_step=step if self.run.resume else None)
+            resume_step = step if self.run.resume else None
+            loggers = start_all(make_loggers(self.logger), self.run.path, self.config, resume_step,
+                                auto=self.logger.strip() == "auto")
+            self.metrics = MetricsLog(self.run.path, resume_step=resume_step, loggers=loggers)
         self.progress = Progress(trainer.stop_at, step, self.stream)
         self.tick, self.tick_step = time.perf_counter(), step
 
@@ -156,14 +164,24 @@ class MetricsCallback(Callback):
             record.update(self.constants)
             if self.metrics is not None:
                 self.metrics.write(record)
+            self.last = record
             self.tick, self.tick_step = time.perf_counter(), event.step
         assert self.progress is not None
         self.progress.update(event.step, record)
+
+    def on_fit_end(self, trainer: LoopView) -> None:
+        """The run's summary begins with its last record and where it ended (the outputs add their scores)."""
+        if self.run is not None and not trainer.state.interrupted:
+            self.run.summary.update({k: v for k, v in self.last.items() if isinstance(v, (int, float))})
+            self.run.summary.update(step=trainer.state.step, last_loss=trainer.state.last_loss)
+            self.ended = True
 
     def teardown(self, trainer: LoopView) -> None:
         if self.progress is not None:
             self.progress.close()
         if self.metrics is not None:
+            if self.ended and self.run is not None:
+                self.metrics.summary(self.run.summary)
             self.metrics.close()
 
 

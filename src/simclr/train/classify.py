@@ -149,6 +149,7 @@ class ClassifierOutputs(Callback):
         result.update(self.info, steps=trainer.state.step, train_minutes=round(trainer.state.train_seconds() / 60, 2),
                       wall_minutes=round((time.perf_counter() - self.started) / 60, 2))
         self.run.write_text(RESULTS, json.dumps(result, indent=2) + "\n")
+        self.run.summary.update(result)  # the loggers' summary: the test scores
         self.result = result
 
 

@@ -1,4 +1,4 @@
-"""Where training progress goes: metrics.jsonl, TensorBoard, and the terminal."""
+"""Where training progress goes: metrics.jsonl, the experiment loggers, and the terminal."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import math
 import sys
 import time
-import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -19,9 +19,10 @@ def format_seconds(s: float) -> str:
 
 
 class MetricsLog:
-    """Appends one JSON object per log step to ``metrics.jsonl`` and mirrors it to TensorBoard."""
+    """Appends one JSON object per log step to ``metrics.jsonl`` and hands it to the run's loggers
+    (``simclr.train.loggers``: TensorBoard, CSV, wandb, mlflow), started already."""
 
-    def __init__(self, run_dir: Path, resume_step: int | None = None) -> None:
+    def __init__(self, run_dir: Path, resume_step: int | None = None, loggers: Sequence[Any] = ()) -> None:
         self.path = run_dir / "metrics.jsonl"
         if resume_step is not None and self.path.exists():
             # Drop records past the checkpoint: they will be logged again by the resumed run.
@@ -33,27 +34,23 @@ class MetricsLog:
         elif resume_step is None:
             self.path.write_text("")
         self._file: TextIO = self.path.open("a")
-        self._tb = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step)
-        except Exception as e:  # noqa: BLE001 - TensorBoard is optional at run time
-            warnings.warn(f"TensorBoard logging disabled: {e}", stacklevel=2)
+        self.loggers = list(loggers)
 
     def write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
-        if self._tb is not None:
-            step = record["step"]
-            for k, v in record.items():
-                if k not in ("step", "epoch") and isinstance(v, (int, float)):
-                    self._tb.add_scalar(f"pretrain/{k}", v, step)
+        for logger in self.loggers:
+            logger.log(record)
+
+    def summary(self, values: dict[str, Any]) -> None:
+        """The run's summary (its end: last step and loss, a classifier's scores) to every logger."""
+        for logger in self.loggers:
+            logger.summary(values)
 
     def close(self) -> None:
         self._file.close()
-        if self._tb is not None:
-            self._tb.close()
+        for logger in self.loggers:
+            logger.close()
 
 
 # monitor values shown in the progress line when a record holds them: record key -> label

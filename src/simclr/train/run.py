@@ -66,7 +66,8 @@ def fit_run(
         print(f"resuming from step {state.step} (epoch {state.epoch}, batch {state.batch_in_epoch})", file=log)
     callbacks = [
         *monitors,
-        MetricsCallback(run, t.batch_size, log, constants={"precision": parts.precision}),
+        MetricsCallback(run, t.batch_size, log, constants={"precision": parts.precision}, logger=t.logger,
+                        config=parts.cfg.to_dict()),
         CheckpointCallback(run, checkpoint_payload(parts), log, every_steps=t.checkpoint_every_steps),
         *outputs,
     ]

@@ -63,6 +63,7 @@ class RunDir:
         self.path = Path(path)
         self.resume = resume
         self.main = distributed.context().is_main if main is None else main
+        self.summary: dict[str, Any] = {}  # what the run ended with, for the loggers (callbacks fill it)
         self._checkpoint: dict[str, Any] | None = None
         self._read = False
 

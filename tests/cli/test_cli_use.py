@@ -72,7 +72,7 @@ def test_embed_folder_matches_the_encoder_and_skips_bad_files(run: Path, folder:
         code, stdout, _ = cli(["embed", "--run", str(run), "--images", str(folder), "--out", str(out),
                                "--workers", "0", "--precision", "fp32"], capsys)
     named = " ".join(str(w.message) for w in caught)
-    assert "broken.png" in named and "truncated.png" in named  # skipped at scan / at decode, each named
+    assert "broken.png" in named and "truncated.png" in named  # skipped at decode, each named
     assert code == 0 and "10 embeddings" in stdout
     e = Embeddings.load(out)
     assert len(e) == 10 and e.dim == 128 and not any("broken" in p or "truncated" in p for p in e.paths)
@@ -88,6 +88,7 @@ def test_embed_folder_matches_the_encoder_and_skips_bad_files(run: Path, folder:
     p = Embeddings.load(pq)
     np.testing.assert_allclose(p.vectors, e.vectors, rtol=1e-6, atol=1e-6)
     assert p.paths == e.paths and (p.labels == e.labels).all() and p.model == e.model
+    assert p.classes == e.classes == ["class0", "class1"]
 
 
 def test_embed_dataset_and_layer_z(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -117,10 +118,12 @@ def test_search_finds_the_query_itself_and_writes_html(run: Path, folder: Path, 
     assert code == 0
     lines = out.strip().splitlines()
     assert lines[0] == str(query) and len(lines) == 4
-    score, path = lines[1].split()
-    assert path == str(query.resolve()) and float(score) == pytest.approx(1.0, abs=1e-4)
+    score, path, name = lines[1].split()  # each hit with its class name (issue #32: not the class id)
+    assert path == str(query.resolve()) and float(score) == pytest.approx(1.0, abs=1e-4) and name == "(class0)"
     html = page.read_text()
     assert html.count("data:image/jpeg;base64,") == 4  # the query and its 3 neighbours, inlined
+    assert "· class0" in html and "· 0<" not in html  # names on the page, not ids
+    assert Embeddings.load(index).classes == ["class0", "class1"]
     chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if chromium is None:
         pytest.skip("headless Chromium check: install chromium (.ci/run does)")

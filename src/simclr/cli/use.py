@@ -120,7 +120,7 @@ def embed_command(args: argparse.Namespace) -> int:
     if isinstance(images, FolderImages):
         names = [str(Path(n).resolve()) for n in names]
     model = fingerprint(encoder, args.layer) | {"run": str(Path(args.run).resolve())}
-    Embeddings(vectors.numpy(), [names[i] for i in kept], labels, model).save(out)
+    Embeddings(vectors.numpy(), [names[i] for i in kept], labels, model, list(images.classes)).save(out)
     print(f"{len(kept)} embeddings of dimension {vectors.shape[1]} ({args.layer}) written to {out}")
     return 0
 
@@ -169,11 +169,13 @@ def search_command(args: argparse.Namespace) -> int:
     names = [queries[i] for i in kept]
     for qi, name in enumerate(names):
         print(name)
-        for path, score in zip(hits.paths[qi], hits.scores[qi], strict=True):
-            print(f"  {score:.4f}  {path}")
+        for path, score, label in zip(hits.paths[qi], hits.scores[qi], hits.labels[qi], strict=True):
+            name = index.classes[label] if 0 <= label < len(index.classes) else ""
+            print(f"  {score:.4f}  {path}" + (f"  ({name})" if name else ""))
     if args.html:
         thumb = _dataset_thumbs(args.data_dir)
-        atomic_write_text(args.html, render(names, hits, thumb, title=f"simclr search in {Path(args.index).name}"))
+        atomic_write_text(args.html, render(names, hits, thumb, title=f"simclr search in {Path(args.index).name}",
+                                            classes=index.classes))
         print(f"wrote {args.html}", file=sys.stderr)
     return 0
 

@@ -140,12 +140,14 @@ def fingerprint(encoder: nn.Module, layer: str = "h") -> dict[str, object]:
 
 @dataclass
 class Embeddings:
-    """Vectors (N, D) float32 with the path (or id) and label (-1 = unknown) of each."""
+    """Vectors (N, D) float32 with the path (or id) and label (-1 = unknown) of each; ``classes`` names the
+    labels (empty where the source has no names: files of older versions)."""
 
     vectors: np.ndarray
     paths: list[str]
     labels: np.ndarray
     model: dict[str, object] = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
@@ -169,7 +171,7 @@ class Embeddings:
         if suffix == ".npz":
             return atomic_write(p, lambda tmp: np.savez(
                 tmp, format=FORMAT, vectors=self.vectors, paths=np.asarray(self.paths, dtype=str),
-                labels=self.labels, model=json.dumps(self.model)))
+                labels=self.labels, model=json.dumps(self.model), classes=np.asarray(self.classes, dtype=str)))
         return atomic_write(p, self._save_parquet)
 
     def _save_parquet(self, tmp: str) -> None:
@@ -179,7 +181,8 @@ class Embeddings:
             "label": pa.array(self.labels, pa.int64()),
             "embedding": pa.FixedSizeListArray.from_arrays(pa.array(self.vectors.reshape(-1)), self.dim),
         })
-        table = table.replace_schema_metadata({"format": FORMAT, "model": json.dumps(self.model)})
+        table = table.replace_schema_metadata({"format": FORMAT, "model": json.dumps(self.model),
+                                               "classes": json.dumps(self.classes)})
         pq.write_table(table, tmp)
 
     @classmethod
@@ -196,11 +199,13 @@ class Embeddings:
                     raise SimCLRError(f"{p} is not a simclr embeddings file")
                 vectors = np.asarray(table.column("embedding").combine_chunks().flatten()).reshape(len(table), -1)
                 return cls(vectors, table.column("path").to_pylist(), np.asarray(table.column("label")),
-                           json.loads(meta.get("model", "{}")))
+                           json.loads(meta.get("model", "{}")), json.loads(meta.get("classes", "[]")))
             with np.load(p, allow_pickle=False) as z:
                 if "format" not in z or str(z["format"]) != FORMAT:
                     raise SimCLRError(f"{p} is not a simclr embeddings file")
-                return cls(z["vectors"], [str(s) for s in z["paths"]], z["labels"], json.loads(str(z["model"])))
+                classes = [str(c) for c in z["classes"]] if "classes" in z else []
+                return cls(z["vectors"], [str(s) for s in z["paths"]], z["labels"], json.loads(str(z["model"])),
+                           classes)
         except SimCLRError:
             raise
         except Exception as e:  # noqa: BLE001 - any unreadable file: one line

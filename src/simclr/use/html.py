@@ -58,14 +58,16 @@ def _cell(path: str, caption: str, thumb_for: Callable[[str], Image.Image | None
 
 
 def render(queries: Sequence[str], hits: Hits, thumb_for: Callable[[str], Image.Image | None] | None = None,
-           title: str = "simclr search") -> str:
-    """The page as a string (one row per query)."""
+           title: str = "simclr search", classes: Sequence[str] = ()) -> str:
+    """The page as a string (one row per query); a hit's label is shown by its class name where ``classes``
+    names it."""
     rows = []
     for qi, q in enumerate(queries):
         cells = [_cell(q, "query", thumb_for, "query")]
         for j, (path, score) in enumerate(zip(hits.paths[qi], hits.scores[qi], strict=True)):
             label = int(hits.labels[qi][j])
-            cells.append(_cell(path, f"{score:.3f}" + (f" · {label}" if label >= 0 else ""), thumb_for, "hit"))
+            name = classes[label] if 0 <= label < len(classes) else str(label)
+            cells.append(_cell(path, f"{score:.3f}" + (f" · {name}" if label >= 0 else ""), thumb_for, "hit"))
         rows.append(f'<section class="row"><h2>{html.escape(Path(q).name)}</h2>'
                     f'<div class="cells">{"".join(cells)}</div></section>')
     return f"""<!doctype html>

@@ -9,7 +9,7 @@
 #   env: FRACTIONS ("0.01 0.1 1.0"), FULL_EPOCHS (3: fine-tuning epochs at fraction 1.0), DISTILL_EPOCHS (3),
 #        DISTILL_FRACTIONS (default: FRACTIONS: the fractions distilled), SKIP_SUPCON=1, SEED (0),
 #        COLUMNS ("v1 linear v2 scratch self half": the columns to run; v1 first, the others use its subset)
-# then: python benchmarks/few_labels_table.py OUT
+# then: python benchmarks/report.py few-labels OUT
 set -euo pipefail
 V1=$1; V3=$2; OUT=${3:-runs/few-labels}
 DATA=(--dataset fashion-mnist --data-dir "${DATA_DIR:-/usr/share/datasets/fashion-mnist}")

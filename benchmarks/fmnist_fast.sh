@@ -19,4 +19,4 @@ for enc in $(ls "$RUN"/encoder-epoch*.pt | sort -V); do
   [[ -f "$RUN/linear-epoch$e.json" ]] || simclr linear-eval --run "$enc" "${COMMON[@]}" --out "$RUN/linear-epoch$e.json"
 done
 simclr knn --run "$RUN" "${COMMON[@]}" --out "$RUN/knn.json"
-python benchmarks/summarize_curve.py "$RUN"
+python benchmarks/report.py curve "$RUN"

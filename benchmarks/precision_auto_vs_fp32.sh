@@ -26,4 +26,4 @@ for seed in "${SEEDS[@]}"; do
     echo "$run: $((end - start)) s end to end"
   done
 done
-python "$HERE/precision_summary.py" "$OUT"
+python "$HERE/report.py" precision "$OUT"

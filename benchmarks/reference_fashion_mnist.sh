@@ -30,4 +30,4 @@ if [[ -z "${SKIP_BASELINE:-}" ]]; then
   simclr linear-eval --run "$RUN" "${COMMON[@]}" --random-init "${EVAL[@]}" --out "$RUN/linear-random.json"
   simclr knn --run "$RUN" "${COMMON[@]}" --random-init "${EVAL[@]}" --out "$RUN/knn-random.json"
 fi
-python benchmarks/summarize_run.py "$RUN"
+python benchmarks/report.py run "$RUN"

@@ -10,10 +10,9 @@
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import sys
 from pathlib import Path
-from typing import Any
 
 import mkdocs_gen_files
 
@@ -65,36 +64,16 @@ def api_reference() -> str:
     return "\n".join(lines)
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, dict)):
-        text = json.dumps(value)
-        return text if len(text) <= 60 else text[:57] + "..."
-    return str(value).replace("|", "\\|")
-
-
 def results_page() -> str:
-    lines = ["# Results", "", "Every results file under `benchmarks/results/`, as the scripts wrote it (rendered when",
-             "the site is built; the commands, machines and readings are in [BENCHMARKS.md](project/BENCHMARKS.md)).",
-             ""]
-    for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
-        data = json.loads(path.read_text())
-        lines += [f"## {path.stem}", ""]
-        if isinstance(data, dict):
-            facts = {k: v for k, v in data.items() if not isinstance(v, (list, dict))}
-            lines += [f"- {k}: {_cell(v)}" for k, v in facts.items()] + [""]
-            tables = {k: v for k, v in data.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
-        else:
-            tables = {"rows": data} if isinstance(data, list) else {}
-        for name, rows in tables.items():
-            columns = [c for c in rows[0] if not isinstance(rows[0][c], (dict, list))][:9]
-            lines += [f"{name}:", "", "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-            lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in rows[:60]]
-            if len(rows) > 60:
-                lines.append(f"| ... {len(rows) - 60} more rows |" + " |" * (len(columns) - 1))
-            lines.append("")
-    return "\n".join(lines)
+    """Every results JSON, rendered by the benchmarks' one reporter (benchmarks/report.py results)."""
+    spec = importlib.util.spec_from_file_location("report", ROOT / "benchmarks" / "report.py")
+    assert spec is not None and spec.loader is not None
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    head = ["# Results", "", "Every results file under `benchmarks/results/`, as the scripts wrote it (rendered when",
+            "the site is built by `python benchmarks/report.py results`; the commands, machines and readings are",
+            "in [BENCHMARKS.md](project/BENCHMARKS.md)).", ""]
+    return "\n".join(head) + report.results_markdown(sorted((ROOT / "benchmarks" / "results").glob("*.json")))
 
 
 def investigations() -> str:

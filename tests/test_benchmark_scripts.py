@@ -58,7 +58,7 @@ def test_gpu_check_says_what_is_missing(tmp_path: Path) -> None:
 def test_compare_runs_reads_both_result_layouts_and_tests_exactly(tmp_path: Path) -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("compare_runs", ROOT / "benchmarks" / "compare_runs.py")
+    spec = importlib.util.spec_from_file_location("report", ROOT / "benchmarks" / "report.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -77,3 +77,28 @@ def test_compare_runs_reads_both_result_layouts_and_tests_exactly(tmp_path: Path
     (other / "result.json").write_text(json.dumps({"linear": {"top1": 0.86, "l2": 1e-3}, "knn": {"top1": 0.79}}))
     assert mod.read_run(ours) == {"linear": 0.85, "knn": 0.78, "holdout_ce": 0.37}
     assert mod.read_run(other) == {"linear": 0.86, "knn": 0.79, "holdout_ce": None}
+
+
+def test_the_reporter_renders_results_json_and_summarises_a_run(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("report", ROOT / "benchmarks" / "report.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = tmp_path / "speed.json"
+    res.write_text(json.dumps({"benchmark": "speed", "commit": "abc", "rows": [{"arch": "r18", "steps_per_s": 5.8512},
+                                                                           {"arch": "vit", "steps_per_s": 0.31}]}))
+    md = mod.results_markdown([res])
+    assert "## speed" in md and "- commit: abc" in md
+    assert "| arch | steps_per_s |" in md and "| r18 | 5.851 |" in md and "| vit | 0.31 |" in md
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "epoch": s / 2, "loss": 5 - s, "images_per_s": r,
+                                                           "time_s": s * 2.0}) + "\n"
+                                               for s, r in ((1, 100.0), (2, 300.0), (3, 200.0))))
+    (run / "linear.json").write_text(json.dumps({"top1": 0.5, "top5": 0.9}))
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "report.py"), "run", str(run)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "last step 3  last loss 2.0000" in out and "images/s: median 200.0" in out
+    assert "linear         top1 0.5000  top5 0.9000" in out

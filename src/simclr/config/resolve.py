@@ -13,7 +13,7 @@ from simclr.config.schema import LOGGER_NAMES, PretrainConfig
 from simclr.data.sources import DATASETS
 from simclr.errors import SimCLRError
 from simclr.losses import LOSS_KINDS, LOSSES
-from simclr.models.backbones import check_arch, family, is_transformer, resolve_stem
+from simclr.models.backbones import check_arch, family, resolve_stem, wants_adamw
 from simclr.models.encoder import INPUT_NORMS, STEMS
 from simclr.models.heads import HEADS
 from simclr.optim import DEFAULT_BASE_LR, LR_SCHEDULES, OPTIMIZERS
@@ -41,7 +41,7 @@ def resolve(cfg: PretrainConfig) -> PretrainConfig:
         a.crop_scale = defaults.crop_scale or (0.08, 1.0)
     if cfg.model.stem == "auto" and defaults.stem is not None and family(cfg.model.arch) == "simclr":
         cfg.model.stem = defaults.stem
-    transformer = is_transformer(cfg.model.arch)  # MoCo v3's recipe for ViTs: AdamW, 1.5e-4 x B/256, wd 0.1
+    transformer = wants_adamw(cfg.model.arch)  # MoCo v3's recipe for ViTs (and ConvNeXt): AdamW, 1.5e-4 x B/256
     if o.optimizer is None:
         o.optimizer = "adamw" if transformer else "lars"
     if o.weight_decay is None:

@@ -132,8 +132,8 @@ class LossConfig:
 @dataclass
 class OptimConfig:
     optimizer: str | None = opt(
-        None, "lars (default), sgd or adamw (default for transformer backbones, with lr 1.5e-4 x B/256 and weight "
-        "decay 0.1, as MoCo v3 found for ViTs)")
+        None, "lars (default), sgd or adamw (default for transformer and ConvNeXt backbones, with lr 1.5e-4 x B/256 "
+        "and weight decay 0.1, as MoCo v3 found for ViTs)")
     lr: float | None = opt(None, "peak learning rate (default: --base-lr scaled by the batch size)")
     base_lr: float | None = opt(
         None, "lr per 256 images (linear) or per sqrt(B) (sqrt); lars 0.3, sgd 0.06, adamw 1e-3 (1.5e-4 for "

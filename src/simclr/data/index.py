@@ -20,7 +20,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,16 @@ IMAGE_EXTENSIONS = (
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
 )
 INDEX_VERSION = 1
+
+
+def gather_strings(blob: np.ndarray, offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The strings ``idx`` of a packed array (string i is ``blob[offsets[i]:offsets[i + 1]]``), packed again
+    in that order: (blob, offsets), without a Python loop."""
+    starts, lengths = offsets[idx], offsets[idx + 1] - offsets[idx]
+    out = np.zeros(len(idx) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out[1:])
+    gather = np.repeat(starts - out[:-1], lengths) + np.arange(out[-1], dtype=np.int64)
+    return blob[gather], out
 
 
 @dataclass
@@ -64,37 +74,39 @@ class FolderIndex:
     def subset(self, indices: Sequence[int] | np.ndarray) -> FolderIndex:
         """The entries at ``indices``, in that order (vectorised: a million entries in well under a second)."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        starts, lengths = self.offsets[idx], self.offsets[idx + 1] - self.offsets[idx]
-        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1], dtype=np.int64)
-        return FolderIndex(self.root, self.blob[gather], offsets, self.labels[idx], list(self.classes),
+        blob, offsets = gather_strings(self.blob, self.offsets, idx)
+        return FolderIndex(self.root, blob, offsets, self.labels[idx], list(self.classes),
                            self.sizes[idx], self.mtimes[idx], self.dirs, self.dir_mtimes)
 
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.blob, self.offsets, self.labels, self.sizes, self.mtimes))
 
 
-class PathList(Sequence[str]):
-    """The absolute paths of a ``FolderIndex`` as a read-only sequence, made one at a time."""
+class LazyStrings(Sequence[str]):
+    """A read-only sequence of ``n`` strings made one at a time by ``item(i)`` (no list of them held)."""
 
-    def __init__(self, index: FolderIndex) -> None:
-        self.index = index
+    def __init__(self, n: int, item: Callable[[int], str]) -> None:
+        self.n, self.item = n, item
 
     def __len__(self) -> int:
-        return len(self.index)
+        return self.n
 
     def __getitem__(self, i):  # noqa: ANN001, ANN204 - int or slice, as a list
         if isinstance(i, slice):
-            return [self.index.path(k) for k in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
+            return [self.item(k) for k in range(*i.indices(self.n))]
+        if not -self.n <= i < self.n:
             raise IndexError(i)
-        return self.index.path(i)
+        return self.item(i % self.n)
 
     def __iter__(self) -> Iterator[str]:
-        return (self.index.path(k) for k in range(len(self)))
+        return (self.item(k) for k in range(self.n))
+
+
+class PathList(LazyStrings):
+    """The absolute paths of a ``FolderIndex``, made one at a time."""
+
+    def __init__(self, index: FolderIndex) -> None:
+        super().__init__(len(index), index.path)
 
 
 def check_root(root: Path) -> None:
@@ -308,6 +320,6 @@ def folder_index(root: str | os.PathLike, *, use_cache: bool = True) -> tuple[Fo
 
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "FolderIndex", "PathList", "bad_files", "check_root", "folder_index", "index_dir",
-    "mark_bad", "scan",
+    "FolderIndex", "IMAGE_EXTENSIONS", "LazyStrings", "PathList", "bad_files", "check_root", "folder_index",
+    "gather_strings", "index_dir", "mark_bad", "scan",
 ]

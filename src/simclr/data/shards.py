@@ -35,7 +35,7 @@ from PIL import Image
 
 from simclr import distributed
 from simclr.data.folder import load_rgb
-from simclr.data.index import IMAGE_EXTENSIONS
+from simclr.data.index import IMAGE_EXTENSIONS, LazyStrings, gather_strings
 from simclr.data.registry import DatasetDefaults, hold_out, register_source
 from simclr.errors import SimCLRError
 from simclr.runtime import cache_dir
@@ -88,12 +88,9 @@ class ShardIndex:
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> ShardIndex:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        starts, lengths = self.key_offsets[idx], self.key_offsets[idx + 1] - self.key_offsets[idx]
-        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1], dtype=np.int64)
+        keys, offsets = gather_strings(self.keys, self.key_offsets, idx)
         return ShardIndex(self.shards, self.shard[idx], self.offset[idx], self.size[idx], self.labels[idx],
-                          self.keys[gather], offsets, self.classes)
+                          keys, offsets, self.classes)
 
 
 def _split_name(name: str) -> tuple[str, str]:
@@ -257,21 +254,6 @@ def shard_index(pattern: str) -> tuple[ShardIndex, str]:
     return index, f"shards {pattern}: {what}; indexed in {how} s"
 
 
-class _Names(Sequence[str]):
-    def __init__(self, index: ShardIndex) -> None:
-        self.index = index
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i):  # noqa: ANN001, ANN204 - int or slice, as a list
-        if isinstance(i, slice):
-            return [self.index.name(k) for k in range(*i.indices(len(self)))]
-        if not -len(self) <= i < len(self):
-            raise IndexError(i)
-        return self.index.name(i % len(self))
-
-
 class ShardImages:
     """The samples of WebDataset shards (an ``Images``): ``load(i) -> (PIL RGB image, label)``, one seek a
     sample; ``names`` are ``shard.tar:key``. A sample that fails to decode is named once in each process
@@ -298,9 +280,9 @@ class ShardImages:
         return {**self.__dict__, "_files": {}, "_pid": -1}
 
     @property
-    def names(self) -> _Names:
+    def names(self) -> LazyStrings:
         """What names each sample in listings and embeddings: ``shard.tar:key``."""
-        return _Names(self.index)
+        return LazyStrings(len(self.index), self.index.name)
 
     def subset(self, indices: Sequence[int]) -> ShardImages:
         return ShardImages(self.root, index=self.index.subset(np.asarray(list(indices), dtype=np.int64)))

@@ -60,6 +60,13 @@ def is_transformer(arch: str) -> bool:
     return family(arch) != "simclr" and bool(TRANSFORMER.search(arch.lower()))
 
 
+def wants_adamw(arch: str) -> bool:
+    """Backbones whose default recipe is AdamW (MoCo v3's for ViTs: 1.5e-4 x B/256, weight decay 0.1), not
+    LARS: the transformers, and ConvNeXt (trained with AdamW by its authors; under LARS its features collapsed
+    to a constant within 22 steps here, BENCHMARKS.md)."""
+    return is_transformer(arch) or (family(arch) != "simclr" and "convnext" in arch.lower())
+
+
 def _timm() -> Any:  # noqa: ANN401
     try:
         import timm
@@ -299,5 +306,5 @@ def backbone_rows() -> list[tuple[str, str, str]]:
 
 __all__ = [
     "EXAMPLES", "FAMILIES", "Backbone", "EncoderSpec", "backbone_rows", "check_arch", "family", "is_transformer",
-    "library_names", "resnet_like", "resolve_stem", "spec_of",
+    "library_names", "resnet_like", "resolve_stem", "spec_of", "wants_adamw",
 ]

@@ -26,7 +26,7 @@ from simclr.data.images import Images, has_labels
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
 from simclr.methods import method_class
-from simclr.models.backbones import Backbone, EncoderSpec, is_transformer
+from simclr.models.backbones import Backbone, EncoderSpec, wants_adamw
 from simclr.models.weights import config_spec
 from simclr.optim import build_optimizer, cosine_schedule, scaled_lr
 from simclr.runtime import check_precision, pick_device, prepare_device, resolve_precision
@@ -177,7 +177,7 @@ def describe(training: Training) -> str:
         + ("first view unaugmented | " if a.identity_view else "")
         + f"augment on {a.on}\n"
         f"{o.optimizer} peak lr {training.peak_lr:.4g} ({'given' if o.lr else f'{o.base_lr} {o.lr_scaling} rule'}"
-        f"{', the ViT recipe of MoCo v3' if is_transformer(m.arch) and o.optimizer == 'adamw' else ''}) "
+        f"{', the ViT recipe of MoCo v3' if wants_adamw(m.arch) and o.optimizer == 'adamw' else ''}) "
         f"| weight decay {o.weight_decay}{' (biases and BN too)' if o.decay_1d else ''} "
         f"| warm-up {o.warmup_epochs:.4g} epochs then cosine{' per epoch' if o.lr_schedule == 'epoch' else ''}\n"
         f"batch {t.batch_size} x {training.steps_per_epoch} steps/epoch x {t.epochs} epochs"

@@ -9,7 +9,7 @@ import torch
 
 from simclr.data.sources import load_images
 from simclr.errors import SimCLRError
-from simclr.eval.protocol import evaluate_linear, run_features
+from simclr.eval.protocol import evaluate_linear, run_features, validation_split
 from simclr.models.weights import load_encoder, load_head
 from simclr.train.pretrain import pretrain
 from tests.helpers import tiny_config
@@ -53,6 +53,31 @@ def test_layer_z_random_init_has_fresh_head(run: Path) -> None:
 def test_linear_eval_reports_the_layer(run: Path) -> None:
     res = evaluate_linear(run, limit=40, device="cpu", precision="fp32", layer="z")
     assert res is not None and res["layer"] == "z" and 0 <= res["top1"] <= 1
+
+
+def test_validation_split_is_a_fixed_sixth_of_train() -> None:
+    held, rest = validation_split(60000)
+    assert len(held) == 10000 and len(rest) == 50000
+    assert sorted(held + rest) == list(range(60000))  # disjoint, together the whole train split
+    assert validation_split(60000) == (held, rest)  # one hold-out whatever the run or --seed
+    assert held != list(range(10000))  # drawn, not the first sixth (a sorted dataset would lose classes)
+
+
+def test_split_val_scores_held_out_train_images(run: Path) -> None:
+    """--split val: test_x are the h of the held-out train images, train_x those of the rest; the test split
+    is not read (its images give other features)."""
+    val = run_features(run, limit=60, device="cpu", precision="fp32", layer="z", split="val")
+    assert val is not None and val.split == "val"
+    held, rest = validation_split(60)
+    everything = _by_hand(run, "train", 60)
+    torch.testing.assert_close(val.test_x, everything[held], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(val.train_x, everything[rest], rtol=1e-4, atol=1e-5)
+    labels = load_images("synthetic", "train", None, 60, 0, 16).labels
+    assert torch.equal(val.test_y, torch.as_tensor(labels)[held])
+    res = evaluate_linear(run, limit=60, device="cpu", precision="fp32", split="val")
+    assert res is not None and res["scored_on"].startswith("validation")
+    with pytest.raises(SimCLRError, match="unknown --split"):
+        run_features(run, limit=40, device="cpu", split="train")
 
 
 def test_layer_refusals(run: Path) -> None:

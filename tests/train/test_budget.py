@@ -44,6 +44,8 @@ def _fixed_rate(monkeypatch: pytest.MonkeyPatch, *, time_it: bool) -> list[int]:
         return RATE
 
     monkeypatch.setattr(pretrain_module, "measure_rate", rate)
+    # the loop's own rate, measured again at a tenth of the run, is RATE too: the plan stands
+    monkeypatch.setattr(budget.BudgetReplan, "measure", lambda self, trainer, event: (event.step / RATE, RATE))
     return calls
 
 
@@ -73,6 +75,43 @@ def test_the_schedule_ends_on_the_planned_step(tmp_path: Path, monkeypatch: pyte
         want = peak * step / warm if step < warm else peak * 0.5 * (1 + math.cos(math.pi * (step - warm) / (28 - warm)))
         assert lr == pytest.approx(want, rel=1e-6, abs=1e-12), step
     assert lrs[-1] < 0.005 * peak  # the last step (27 of 28) is one step before the cosine's zero
+
+
+def test_replan_steps_closed_form() -> None:
+    assert budget.replan_steps(20, 120.0, 300, 3.0) == 300 + math.floor((20 * 60 * budget.MARGIN - 120) * 3.0)
+    for steps in (1, 7, 50, 300):  # at the first plan's rate, on its schedule: the first plan
+        assert budget.replan_steps(20, steps / 3.0, steps, 3.0) == budget.plan_budget(20, 3.0, 234, None).max_steps
+    assert budget.replan_steps(1, 100.0, 40, 3.0) == 41  # past the budget already: one more step, then the end
+
+
+def test_the_run_is_replanned_from_the_loop_rate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    """The timed steps said RATE; the loop runs at twice that: at the first log step past a tenth of the
+    planned 28 steps (step 3: every step is a log step here) the end moves to 3 + (14.25 - 1.5) x 4 = 54,
+    the cosine with it, the warm-up unchanged; config.yaml says so, and a resume after that keeps it."""
+    _fixed_rate(monkeypatch, time_it=False)
+    monkeypatch.setattr(budget.BudgetReplan, "measure", lambda self, trainer, event: (event.step / RATE, 2 * RATE))
+    cfg = {"train.time_budget": 0.25, "train.epochs": 100, "optim.warmup_epochs": None}
+    run = tmp_path / "run"
+    result = pretrain(tiny_config(**cfg), run)
+    assert result.step == 54
+    assert "4.00 steps/s measured on steps 1-3: 54 steps instead of 28" in capsys.readouterr().err
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert (saved["train"]["max_steps"], saved["train"]["epochs"]) == (54, 18)
+    assert saved["optim"]["warmup_epochs"] == pytest.approx(0.1 * 28 / 3)  # the warm-up keeps its length
+    lrs = [r["lr"] for r in records(run)]
+    peak, warm = max(lrs), 3
+    for step, lr in enumerate(lrs):  # steps 0-2 ran before the re-plan (the warm-up); then cosine to 54
+        want = peak * step / warm if step < warm else peak * 0.5 * (1 + math.cos(math.pi * (step - warm) / (54 - warm)))
+        assert lr == pytest.approx(want, rel=1e-6, abs=1e-12), step
+    part = tmp_path / "part"
+    first = pretrain(tiny_config(**cfg), part, callbacks=[StopAt(20)])
+    assert first.interrupted and 20 <= first.step < 54
+    pretrain(tiny_config(**cfg), part, resume=True)
+    a, b = losses(run), losses(part)
+    assert [s for s, _ in a] == [s for s, _ in b] == list(range(1, 55))
+    for (_, la), (_, lb) in zip(a, b, strict=True):
+        assert lb == pytest.approx(la, rel=1e-4)
 
 
 class StopAt(Callback):

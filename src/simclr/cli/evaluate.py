@@ -32,6 +32,9 @@ def _add_eval(sub: argparse._SubParsersAction, name: str, help_text: str) -> arg
     p.add_argument("--layer", default="h", choices=("h", "z"),
                    help="h (default: the encoder's output, the representation) or z (after the projection head "
                    "g; needs a run directory, whose checkpoint holds g)")
+    p.add_argument("--split", default="test", choices=("test", "val"),
+                   help="score on: test (default) or val, a fixed sixth of the train split held out (the rest "
+                        "fitted): tune on val, score the test split once at the end")
     p.add_argument("--seed", type=int, default=0, help="seed of --random-init weights and of --label-fraction")
     p.add_argument("--out", help="write the result as JSON here")
     return p
@@ -49,7 +52,7 @@ def _feature_args(args: argparse.Namespace) -> dict[str, Any]:
     return dict(dataset=args.dataset, data_dir=args.data_dir, limit=args.limit, image_size=args.image_size,
                 random_init=args.random_init, batch_size=args.batch_size, workers=args.workers,
                 device=args.device, precision=args.precision, label_fraction=args.label_fraction,
-                subset_file=args.subset_file, layer=args.layer)
+                subset_file=args.subset_file, layer=args.layer, split=args.split)
 
 
 def _log(message: str) -> None:
@@ -60,6 +63,7 @@ def _write_result(result: dict[str, Any] | None, args: argparse.Namespace, kind:
     if result is None:  # a rank other than 0 under torchrun: rank 0 reports
         return 0
     on = f" on {args.layer}" if args.layer != "h" else ""
+    on += " (validation split)" if args.split == "val" else ""
     line = f"{kind}{on}{' (random init)' if args.random_init else ''}: " + " ".join(
         f"{k} {v:.4f}" for k, v in result.items() if k.startswith("top")
     )

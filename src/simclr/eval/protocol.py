@@ -44,6 +44,7 @@ class FeatureSplits:
     dataset: str
     source: str  # the run evaluated, or "random-init"
     layer: str = "h"  # h (the encoder's output) or z (after the projection head)
+    split: str = "test"  # what test_x holds: the test split, or "val" (a hold-out of the train split)
 
 
 def _run_data_config(run: str | os.PathLike) -> dict[str, Any]:
@@ -79,6 +80,16 @@ def untrained_like(encoder: nn.Module, seed: int = 0) -> nn.Module:
 
 
 LAYERS = ("h", "z")
+SPLITS = ("test", "val")
+VALIDATION_SEED = 0  # one hold-out for every run and --seed: candidates are compared on the same images
+
+
+def validation_split(n: int) -> tuple[list[int], list[int]]:
+    """(held-out, rest) indices of a train split of n images: a sixth of them (10,000 of 60,000), drawn
+    with a fixed seed, each list sorted. The validation set of ``--split val``."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(VALIDATION_SEED))
+    n_val = max(1, n // 6)
+    return sorted(perm[:n_val].tolist()), sorted(perm[n_val:].tolist())
 
 
 def untrained_head_like(head: nn.Module, seed: int = 0) -> nn.Module:
@@ -107,14 +118,20 @@ def run_features(
     label_fraction: float | None = None,
     subset_file: str | None = None,
     layer: str = "h",
+    split: str = "test",
 ) -> FeatureSplits | None:
     """h of the train and test splits through the run's frozen encoder (``None`` on ranks other than 0
     under torchrun: rank 0 fits the classifiers). ``limit`` keeps the first N train and N/5 test images.
     ``label_fraction`` / ``subset_file``: only that labelled subset of the train split (the subsets of
     ``simclr finetune``: the same seed draws the same images). ``layer``: ``h`` (the representation,
-    default) or ``z`` (after the projection head g, which only a run directory's checkpoint holds)."""
+    default) or ``z`` (after the projection head g, which only a run directory's checkpoint holds).
+    ``split``: ``test`` (default) scores on the test split; ``val`` on a fixed hold-out of the train split
+    (``validation_split``), the rest of the train split fitted: tune on it and keep the test split for the
+    end."""
     if layer not in LAYERS:
         raise SimCLRError(f"unknown --layer {layer!r}: choose h (the encoder's output) or z (after the head)")
+    if split not in SPLITS:
+        raise SimCLRError(f"unknown --split {split!r}: choose test or val (a hold-out of the train split)")
     encoder = load_encoder(run)
     head = load_head(run) if layer == "z" else None
     run_cfg = _run_data_config(run)
@@ -132,7 +149,11 @@ def run_features(
     net = net.to(dev)
     test_limit = None if limit is None else max(1, limit // 5)
     train = load_images(dataset, "train", data_dir, limit, seed, size)
-    test = load_images(dataset, "test", data_dir, test_limit, seed, size)
+    if split == "val":
+        held, rest = validation_split(len(train))
+        train, test = train.subset(rest), train.subset(held)
+    else:
+        test = load_images(dataset, "test", data_dir, test_limit, seed, size)
     if bool((torch.as_tensor(train.labels) < 0).any()):
         raise SimCLRError(
             f"the {dataset} images have no labels: evaluation needs class subfolders (DIR/CLASS/img.png)"
@@ -161,12 +182,13 @@ def run_features(
     source = "random-init" if random_init else str(run)
     if log:
         log(f"{source}: {len(xtr)} train / {len(xte)} test images of {dataset}, {layer} dim {xtr.shape[1]}")
-    return FeatureSplits(xtr, ytr, xte, yte, dataset, source, layer)
+    return FeatureSplits(xtr, ytr, xte, yte, dataset, source, layer, split)
 
 
 def _with_provenance(result: dict[str, Any], splits: FeatureSplits, run: str | os.PathLike,
                      random_init: bool, log: Callable[[str], None] | None) -> dict[str, Any]:
-    result.update(dataset=splits.dataset, layer=splits.layer, random_init=random_init, run=str(run))
+    result.update(dataset=splits.dataset, layer=splits.layer, random_init=random_init, run=str(run),
+                  scored_on="test" if splits.split == "test" else "validation (a held-out sixth of the train split)")
     progress = None if random_init else unfinished_run(run)
     if progress is not None:  # an unfinished run is scored as such, and says so
         step, total = progress
@@ -197,5 +219,5 @@ def evaluate_knn(run: str | os.PathLike, *, k: int = 200, temperature: float = 0
     return _with_provenance(result, splits, run, kwargs.get("random_init", False), log)
 
 
-__all__ = ["LAYERS", "FeatureSplits", "evaluate_knn", "evaluate_linear", "run_features", "untrained_head_like",
-           "unfinished_run", "untrained_like"]
+__all__ = ["LAYERS", "SPLITS", "FeatureSplits", "evaluate_knn", "evaluate_linear", "run_features",
+           "unfinished_run", "untrained_head_like", "untrained_like", "validation_split"]

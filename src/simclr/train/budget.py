@@ -8,6 +8,14 @@ what the timed steps leave out: log steps, the online probe, checkpoints), ``epo
 them) and, when the warm-up was left to its default, ``warmup_epochs`` (10% of the run, at most 10
 epochs). The warm-up and the cosine decay then end on the last step. The resolved values go into
 ``config.yaml`` and the checkpoint, so ``--resume`` keeps the same schedule instead of planning again.
+
+A few timed steps at the start misjudge the rate a run settles at (another process starting beside it,
+caches still cold: 15-25% slow on a 2-core machine, so the run ended that much early). ``BudgetReplan``
+therefore measures the loop itself at the first log step past a tenth of the planned steps (the rate of
+the steps since the first log step, log steps, probe and all) and sets the run's end again: the steps that fit what is
+left of ``MARGIN`` x the budget. Only the cosine's end moves (the warm-up keeps its length: the learning
+rate stays continuous); the new length goes to ``config.yaml`` and later checkpoints. A run resumed before
+that point keeps the first plan; after it, the second.
 """
 
 from __future__ import annotations
@@ -16,15 +24,19 @@ import copy
 import itertools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from simclr import distributed
+from simclr.train.callbacks import Callback, LoopView, StepEvent
 from simclr.train.state import restore_rng, rng_state
 
 TIMED_STEPS = 5
 MARGIN = 0.95  # the loop's own costs beyond the timed steps (log steps, probe, checkpoints): a few percent
+REPLAN_AT = 0.1  # the loop's rate is measured when this fraction of the planned steps is done
 
 
 @dataclass(frozen=True)
@@ -78,4 +90,53 @@ def plan_budget(minutes: float, steps_per_s: float, steps_per_epoch: int, warmup
     return BudgetPlan(minutes, steps_per_s, steps, epochs, warmup)
 
 
-__all__ = ["MARGIN", "TIMED_STEPS", "BudgetPlan", "measure_rate", "plan_budget"]
+def replan_steps(minutes: float, elapsed_s: float, steps_done: int, steps_per_s: float) -> int:
+    """The run's new length: the steps done plus those that fit in what is left of ``MARGIN`` x the budget
+    at ``steps_per_s`` (at least one more). At the first plan's rate and on its schedule it is that plan."""
+    left = minutes * 60 * MARGIN - elapsed_s
+    return steps_done + max(1, math.floor(left * steps_per_s + 1e-9))
+
+
+class BudgetReplan(Callback):
+    """Sets a time-budget run's end again from the loop's own rate (module docstring). ``apply(max_steps,
+    epochs)`` updates the run's config and schedule; this callback moves the loop's end."""
+
+    def __init__(self, minutes: float, planned_steps: int, steps_per_epoch: int,
+                 apply: Callable[[int, int], None], log: Any) -> None:  # noqa: ANN401 - a text stream
+        self.minutes, self.steps_per_epoch, self.apply, self.log = minutes, steps_per_epoch, apply, log
+        self.at = max(2, math.ceil(REPLAN_AT * planned_steps))
+        self.start = self.mark = 0.0
+        self.mark_step: int | None = None
+        self.done = False
+
+    def on_fit_start(self, trainer: LoopView) -> None:
+        self.start = time.perf_counter()
+
+    def measure(self, trainer: LoopView, event: StepEvent) -> tuple[float, float]:
+        """(seconds since the loop started, steps per second since the first log step)."""
+        return event.time - self.start, (event.step - (self.mark_step or 0)) / max(event.time - self.mark, 1e-9)
+
+    def on_step_end(self, trainer: LoopView, event: StepEvent) -> None:
+        # log steps only: the device was read there, so their times are the work done (not just queued on a
+        # GPU), and every rank sees the same log steps
+        if not event.log or event.final or self.done:
+            return
+        if self.mark_step is None:  # the first log step: compilation and first allocations are behind
+            self.mark_step, self.mark = event.step, event.time
+            return
+        if event.step < self.at:
+            return
+        self.done = True
+        elapsed, rate = distributed.broadcast_object(self.measure(trainer, event))  # rank 0's, on every rank
+        total = replan_steps(self.minutes, elapsed, event.step, rate)
+        epochs = math.ceil(total / self.steps_per_epoch)
+        if total != trainer.stop_at:
+            print(f"time budget {self.minutes:g} min: {rate:.2f} steps/s measured on steps {self.mark_step}-"
+                  f"{event.step}: {total} steps instead of {trainer.stop_at} ({total / self.steps_per_epoch:.2f} "
+                  f"epochs), the cosine now ends there", file=self.log)
+            trainer.stop_at, trainer.epochs = total, epochs
+            self.apply(total, epochs)
+
+
+__all__ = ["MARGIN", "REPLAN_AT", "TIMED_STEPS", "BudgetPlan", "BudgetReplan", "measure_rate", "plan_budget",
+           "replan_steps"]

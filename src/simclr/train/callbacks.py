@@ -78,6 +78,7 @@ class LoopView(Protocol):
     callbacks: Sequence[Callback]
     step_fn: TrainStep
     stop_at: int  # the step the run ends at
+    epochs: int  # the epochs the run ends within
     stopping: bool  # a stop signal is agreed
     stop_name: str  # which signal
     log: TextIO
@@ -167,6 +168,8 @@ class MetricsCallback(Callback):
             self.last = record
             self.tick, self.tick_step = time.perf_counter(), event.step
         assert self.progress is not None
+        if self.progress.total != trainer.stop_at:
+            self.progress.set_total(trainer.stop_at)
         self.progress.update(event.step, record)
 
     def on_fit_end(self, trainer: LoopView) -> None:

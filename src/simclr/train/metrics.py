@@ -73,6 +73,12 @@ class Progress:
 
             self.bar = tqdm(total=total, initial=initial, file=self.stream, unit="step", dynamic_ncols=True)
 
+    def set_total(self, total: int) -> None:
+        """The run's end moved (``--time-budget`` sets it again once the loop's rate is known)."""
+        self.total = total
+        if self.bar is not None:
+            self.bar.total = total
+
     def update(self, step: int, record: dict[str, Any] | None) -> None:
         if self.bar is not None:
             self.bar.update(step - self.bar.n)

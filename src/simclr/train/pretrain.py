@@ -28,7 +28,7 @@ from simclr.io import safe_load
 from simclr.methods import method_class
 from simclr.models.weights import ENCODER, load_encoder, load_library_encoder
 from simclr.optim import run_length
-from simclr.train.budget import measure_rate, plan_budget
+from simclr.train.budget import BudgetReplan, measure_rate, plan_budget
 from simclr.train.callbacks import Callback, EncoderSnapshots
 from simclr.train.changes import check_resume_changes, describe_resume_changes, differences
 from simclr.train.engine import device_for, in_process_group
@@ -147,14 +147,22 @@ def initial_encoder(cfg: PretrainConfig) -> dict[str, Any] | None:
     return enc.state_dict()
 
 
-def plan_run(training: Training, minutes: float, warmup_auto: bool, log: TextIO) -> None:
-    """Fit ``training`` to ``minutes`` (``simclr.train.budget``): rank 0's measured rate on every rank."""
+def plan_run(training: Training, run: RunDir, minutes: float, warmup_auto: bool, log: TextIO) -> BudgetReplan:
+    """Fit ``training`` to ``minutes`` (``simclr.train.budget``): rank 0's measured rate on every rank.
+    Returns the callback that sets the end again from the loop's own rate."""
     rate = distributed.broadcast_object(measure_rate(training))
     cfg = training.cfg
     plan = plan_budget(minutes, rate, training.steps_per_epoch, None if warmup_auto else cfg.optim.warmup_epochs)
     cfg.train.max_steps, cfg.train.epochs, cfg.optim.warmup_epochs = plan.max_steps, plan.epochs, plan.warmup_epochs
     training.step.lr_at = schedule_of(cfg, training.steps_per_epoch, training.peak_lr)
     print(plan.line(training.steps_per_epoch), file=log)
+
+    def apply(max_steps: int, epochs: int) -> None:
+        cfg.train.max_steps, cfg.train.epochs = max_steps, epochs
+        training.step.lr_at = schedule_of(cfg, training.steps_per_epoch, training.peak_lr)
+        run.write_config(cfg.to_dict())
+
+    return BudgetReplan(minutes, plan.max_steps, training.steps_per_epoch, apply, log)
 
 
 def monitors(training: Training) -> list[Callback]:
@@ -187,8 +195,8 @@ def _pretrain(cfg: PretrainConfig, run: RunDir, log: TextIO, world: distributed.
     training = build_training(cfg, images, device, world=world, ckpt=ckpt, loss=loss,
                               guard_where=str(run.checkpoint_path), log=log, init_encoder=init, precision=precision,
                               backbone=backbone)
-    if t.time_budget is not None and ckpt is None:
-        plan_run(training, t.time_budget, warmup_auto, log)
+    replan = plan_run(training, run, t.time_budget, warmup_auto, log) if t.time_budget is not None and ckpt is None \
+        else None
     if init is not None:
         print(f"encoder initialised from {cfg.model.init_from}", file=log)
     if precision_line:
@@ -201,7 +209,8 @@ def _pretrain(cfg: PretrainConfig, run: RunDir, log: TextIO, world: distributed.
     for line in resume_lines(training, ckpt) if ckpt is not None else []:
         print(line, file=log)
     encoder_files = EncoderSnapshots(run, training.model.encoder, d.image_size, every_epoch=t.save_every_epoch)
-    state = fit_run(training, run, log, monitors=monitors(training), outputs=[encoder_files, *extra])
+    state = fit_run(training, run, log, monitors=[*monitors(training), *([replan] if replan else [])],
+                    outputs=[encoder_files, *extra])
     if not state.interrupted:
         print(f"done: {state.step} steps, last loss {state.last_loss:.4f}; encoder saved to {run.file(ENCODER)}",
               file=log)

@@ -1,0 +1,159 @@
+"""Issue #33's study: the best Fashion-MNIST representation 2 CPU cores learn in a fixed time.
+
+Each candidate is the ``fmnist-fast`` preset with some settings changed, pretrained with ``--time-budget``
+(the run plans its own steps), then scored by ``simclr linear-eval --split val``: a logistic regression fitted
+on 50,000 of the 60,000 training images and scored on the other 10,000 (a fixed hold-out), so candidates are
+tuned without touching the test set. ``--test`` adds the test-set score (``simclr linear-eval``) of each run:
+run it once, at the end, on the chosen candidates.
+
+Runs the real commands (``simclr pretrain`` / ``simclr linear-eval``). ``--parallel 2`` runs two candidates
+at once, one thread each (OMP_NUM_THREADS=1): a screening mode in which every candidate sees the same load;
+the final timed runs want ``--parallel 1`` on an otherwise idle machine (the budget is wall time).
+A run directory that already holds a finished run of the same settings is reused (only its scores are
+computed again when missing), so the study can be resumed and extended.
+
+usage: python benchmarks/fmnist_time_study.py --data-dir /usr/share/datasets/fashion-mnist --out runs/study33
+       --minutes 10 --seeds 0 [--parallel 2] [--only NAME ...] [--test] [--precision bf16]
+       [--results benchmarks/results/fmnist_time_study-DATE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+
+# name -> changes to the fmnist-fast preset: "flags" (CLI) and "yaml" (config-file keys, for settings the
+# CLI does not expose). The preset itself is the baseline.
+CANDIDATES: dict[str, dict] = {
+    "preset": {},
+    "crop 0.3-1": {"yaml": {"augment": {"crop_scale": [0.3, 1.0]}}},
+    "crop 0.2-1": {"yaml": {"augment": {"crop_scale": [0.2, 1.0]}}},
+    "56 px": {"flags": ["--image-size", "56"]},
+    "32 px": {"flags": ["--image-size", "32"]},
+    "cifar stem x0.5": {"flags": ["--stem", "cifar", "--width-multiplier", "0.5"]},
+    "x0.5": {"flags": ["--width-multiplier", "0.5"]},
+    "lars": {"flags": ["--optimizer", "lars", "--base-lr", "0.3"]},
+    "adamw": {"flags": ["--optimizer", "adamw", "--base-lr", "1e-3", "--weight-decay", "1e-4"]},
+    "tau 0.5": {"flags": ["--temperature", "0.5"]},
+    "tau 0.1": {"flags": ["--temperature", "0.1"]},
+    "batch 128": {"flags": ["--batch-size", "128"]},
+    "batch 512": {"flags": ["--batch-size", "512"]},
+    "colour 1.0": {"flags": ["--color-strength", "1.0"]},
+    "colour 0": {"flags": ["--color-strength", "0"]},
+    "resnet34 x0.5": {"flags": ["--arch", "resnet34", "--width-multiplier", "0.5"]},
+    "no probe": {"yaml": {"monitor": {"online_probe": False}}},
+    "warm-up auto": {"yaml": {"optim": {"warmup_epochs": None}}},
+}
+
+
+def combine(*names: str) -> dict:
+    """One candidate made of several: flags appended in order, YAML sections merged."""
+    flags: list[str] = []
+    merged: dict = {}
+    for name in names:
+        cand = CANDIDATES[name]
+        flags += cand.get("flags", [])
+        for section, keys in cand.get("yaml", {}).items():
+            merged.setdefault(section, {}).update(keys)
+    return {"flags": flags, "yaml": merged}
+
+
+def commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
+def cpu() -> str:
+    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
+    flags = next((line for line in out.splitlines() if line.startswith("Flags")), "")
+    bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in flags.split()]
+    return f"{model}, {os.cpu_count()} CPUs ({', '.join(bf16) or 'no bf16 flags'})"
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in name)
+
+
+def run_one(name: str, cand: dict, seed: int, a: argparse.Namespace) -> dict:
+    run = Path(a.out) / f"{slug(name)}-s{seed}"
+    env = dict(os.environ, OMP_NUM_THREADS="1") if a.parallel > 1 else dict(os.environ)
+    settings = {"flags": cand.get("flags", []), "yaml": cand.get("yaml", {}), "minutes": a.minutes,
+                "precision": a.precision, "threads": 1 if a.parallel > 1 else os.cpu_count()}
+    stamp = run / "study_point.json"
+    timing: dict = {}
+    if not ((run / "encoder.pt").exists() and stamp.exists()
+            and json.loads(stamp.read_text()).get("settings") == settings):
+        if run.exists():
+            subprocess.run(["rm", "-rf", str(run)], check=True)
+        run.mkdir(parents=True)
+        config = run.parent / f"{run.name}.yaml"
+        config.write_text(yaml.safe_dump(cand.get("yaml", {})))
+        cmd = [sys.executable, "-m", "simclr", "pretrain", "--preset", "fmnist-fast", "--data-dir", a.data_dir,
+               "--config", str(config), *cand.get("flags", []), "--time-budget", str(a.minutes),
+               "--precision", a.precision, "--seed", str(seed), "--out", str(run)]
+        start = time.perf_counter()
+        with open(run.parent / f"{run.name}.log", "w") as logf:
+            subprocess.run(cmd, check=True, env=env, stdout=logf, stderr=subprocess.STDOUT)
+        timing = {"pretrain_wall_s": round(time.perf_counter() - start, 1), "machine": cpu(),
+                  "date": time.strftime("%Y-%m-%d"), "commit": commit(), "command": " ".join(cmd[1:])}
+        stamp.write_text(json.dumps({"settings": settings, **timing}, indent=1))
+    timing = json.loads(stamp.read_text())
+    scores = {}
+    for split in ("val", "test") if a.test else ("val",):
+        out = run / f"linear_{split}.json"
+        if not out.exists():
+            cmd = [sys.executable, "-m", "simclr", "linear-eval", "--run", str(run), "--precision", "fp32",
+                   "--out", str(out)] + (["--split", "val"] if split == "val" else [])
+            with open(run.parent / f"{run.name}.eval.log", "a") as logf:
+                subprocess.run(cmd, check=True, env=env, stdout=logf, stderr=subprocess.STDOUT)
+        scores[f"linear_{split}_top1"] = json.loads(out.read_text())["top1"]
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    last = records[-1]
+    row = {"candidate": name, "seed": seed, **settings, "steps": last["step"],
+           "planned_steps": saved["train"]["max_steps"], "epochs": round(last["epoch"], 2),
+           "train_s": round(last["time_s"], 1), "last_loss": last["loss"], "precision_used": last.get("precision"),
+           **scores, **{k: timing[k] for k in ("pretrain_wall_s", "machine", "date", "commit", "command")}}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--parallel", type=int, default=1)
+    p.add_argument("--precision", default="bf16")
+    p.add_argument("--only", nargs="*", default=None, help="candidates by name; A+B combines them")
+    p.add_argument("--test", action="store_true", help="also score each run on the test set (once, at the end)")
+    p.add_argument("--results", help="append the rows to this JSON")
+    a = p.parse_args()
+    names = a.only or list(CANDIDATES)
+    jobs = [(n, combine(*n.split("+")), s) for n in names for s in a.seeds]
+    with ThreadPoolExecutor(a.parallel) as pool:
+        rows = list(pool.map(lambda job: run_one(*job, a), jobs))
+    if a.results:
+        path = Path(a.results)
+        old = json.loads(path.read_text()) if path.exists() else {"rows": []}
+        key = lambda r: (r["candidate"], r["seed"], r["minutes"], r["threads"])  # noqa: E731
+        fresh = {key(r) for r in rows}
+        old["rows"] = [r for r in old["rows"] if key(r) not in fresh] + rows
+        old["meta"] = {"python": platform.python_version(), "study": "issue #33", "data": "fashion-mnist",
+                       "val": "linear-eval --split val: fit on 50,000 train images, scored on a fixed 10,000"}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(old, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

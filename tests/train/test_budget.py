@@ -86,30 +86,33 @@ def test_replan_steps_closed_form() -> None:
 
 def test_the_run_is_replanned_from_the_loop_rate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture) -> None:
-    """The timed steps said RATE; the loop runs at twice that: at the first log step past a tenth of the
-    planned 28 steps (step 3: every step is a log step here) the end moves to 3 + (14.25 - 1.5) x 4 = 54,
+    """The timed steps said RATE; the loop runs at twice that: measured over a tenth of the planned 28 steps
+    from the first log step (steps 1-4: every step is a log step here) the end moves to 4 + (14.25 - 2) x 4 = 53,
     the cosine with it, the warm-up unchanged; config.yaml says so, and a resume after that keeps it."""
     _fixed_rate(monkeypatch, time_it=False)
     monkeypatch.setattr(budget.BudgetReplan, "measure", lambda self, trainer, event: (event.step / RATE, 2 * RATE))
     cfg = {"train.time_budget": 0.25, "train.epochs": 100, "optim.warmup_epochs": None}
     run = tmp_path / "run"
     result = pretrain(tiny_config(**cfg), run)
-    assert result.step == 54
-    assert "4.00 steps/s measured on steps 1-3: 54 steps instead of 28" in capsys.readouterr().err
+    assert result.step == 53
+    assert "4.00 steps/s measured on steps 1-4: 53 steps instead of 28" in capsys.readouterr().err
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert (saved["train"]["max_steps"], saved["train"]["epochs"]) == (54, 18)
+    assert (saved["train"]["max_steps"], saved["train"]["epochs"]) == (53, 18)
     assert saved["optim"]["warmup_epochs"] == pytest.approx(0.1 * 28 / 3)  # the warm-up keeps its length
     lrs = [r["lr"] for r in records(run)]
     peak, warm = max(lrs), 3
-    for step, lr in enumerate(lrs):  # steps 0-2 ran before the re-plan (the warm-up); then cosine to 54
-        want = peak * step / warm if step < warm else peak * 0.5 * (1 + math.cos(math.pi * (step - warm) / (54 - warm)))
+    for step, lr in enumerate(lrs):  # steps 0-3 ran before the re-plan (the warm-up and step 3 on the first
+        # cosine, to 28); then the cosine to 53
+        end = 28 if step < 4 else 53
+        cosine = 0.5 * (1 + math.cos(math.pi * (step - warm) / (end - warm)))
+        want = peak * step / warm if step < warm else peak * cosine
         assert lr == pytest.approx(want, rel=1e-6, abs=1e-12), step
     part = tmp_path / "part"
     first = pretrain(tiny_config(**cfg), part, callbacks=[StopAt(20)])
-    assert first.interrupted and 20 <= first.step < 54
+    assert first.interrupted and 20 <= first.step < 53
     pretrain(tiny_config(**cfg), part, resume=True)
     a, b = losses(run), losses(part)
-    assert [s for s, _ in a] == [s for s, _ in b] == list(range(1, 55))
+    assert [s for s, _ in a] == [s for s, _ in b] == list(range(1, 54))
     for (_, la), (_, lb) in zip(a, b, strict=True):
         assert lb == pytest.approx(la, rel=1e-4)
 

@@ -11,8 +11,8 @@ epochs). The warm-up and the cosine decay then end on the last step. The resolve
 
 A few timed steps at the start misjudge the rate a run settles at (another process starting beside it,
 caches still cold: 15-25% slow on a 2-core machine, so the run ended that much early). ``BudgetReplan``
-therefore measures the loop itself at the first log step past a tenth of the planned steps (the rate of
-the steps since the first log step, log steps, probe and all) and sets the run's end again: the steps that fit what is
+therefore measures the loop itself over a tenth of the planned steps from its first log step (the rate
+of those steps, log steps, probe and all) and sets the run's end again: the steps that fit what is
 left of ``MARGIN`` x the budget. Only the cosine's end moves (the warm-up keeps its length: the learning
 rate stays continuous); the new length goes to ``config.yaml`` and later checkpoints. A run resumed before
 that point keeps the first plan; after it, the second.
@@ -104,7 +104,7 @@ class BudgetReplan(Callback):
     def __init__(self, minutes: float, planned_steps: int, steps_per_epoch: int,
                  apply: Callable[[int, int], None], log: Any) -> None:  # noqa: ANN401 - a text stream
         self.minutes, self.steps_per_epoch, self.apply, self.log = minutes, steps_per_epoch, apply, log
-        self.at = max(2, math.ceil(REPLAN_AT * planned_steps))
+        self.window = max(2, math.ceil(REPLAN_AT * planned_steps))  # steps measured, from the first log step
         self.start = self.mark = 0.0
         self.mark_step: int | None = None
         self.done = False
@@ -124,7 +124,7 @@ class BudgetReplan(Callback):
         if self.mark_step is None:  # the first log step: compilation and first allocations are behind
             self.mark_step, self.mark = event.step, event.time
             return
-        if event.step < self.at:
+        if event.step < self.mark_step + self.window:
             return
         self.done = True
         elapsed, rate = distributed.broadcast_object(self.measure(trainer, event))  # rank 0's, on every rank

@@ -166,5 +166,6 @@ def test_the_shards_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
                  "--per-shard", "4"]) == 0
     err = capsys.readouterr().err
     assert "15 images in 4 shards" in err and "shard-{000000..000003}.tar" in err
+    assert "\n15/15 images\n" in err and "\r" not in err  # not a terminal: a line each, no carriage returns
     assert len(ShardImages(f"{tmp_path}/sh/shard-{{000000..000003}}.tar")) == 15
     assert main(["shards", "--data-dir", str(tmp_path / "imgs"), "--out", str(tmp_path / "sh")]) == 2

@@ -38,14 +38,17 @@ def shards_command(args: argparse.Namespace) -> int:
                 else "") for i in range(len(images)))
     n = len(images)
 
+    tty = sys.stderr.isatty()  # a terminal: one line rewritten; a log file: a line each
+
     def progress(done: int) -> None:
         if done % 1000 == 0 or done == n:
-            print(f"\r{done}/{n} images", end="", file=sys.stderr, flush=True)
+            print(f"\r{done}/{n} images" if tty else f"{done}/{n} images", end="" if tty else "\n",
+                  file=sys.stderr, flush=True)
 
     written = write_shards(samples, out, args.per_shard, progress)
     last = len(written) - 1
-    print(f"\n{n} images in {len(written)} shards: read them with --dataset webdataset --data-dir "
-          f"'{out}/shard-{{000000..{last:06d}}}.tar'", file=sys.stderr)
+    print(f"{chr(10) if tty else ''}{n} images in {len(written)} shards: read them with --dataset webdataset "
+          f"--data-dir '{out}/shard-{{000000..{last:06d}}}.tar'", file=sys.stderr)
     return 0
 
 

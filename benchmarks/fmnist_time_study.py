@@ -127,6 +127,27 @@ def run_one(name: str, cand: dict, seed: int, a: argparse.Namespace) -> dict:
     return row
 
 
+def table(rows: list[dict]) -> str:
+    """Markdown: one line per (candidate, budget, threads), seeds side by side, in the order first seen."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["candidate"], r["minutes"], r["threads"]), []).append(r)
+    out = ["| candidate | budget | steps (epochs) | val top-1 by seed | mean val | test top-1 | pretrain wall s |",
+           "|---|---|---|---|---|---|---|"]
+    for (name, minutes, threads), rs in groups.items():
+        rs = sorted(rs, key=lambda r: r["seed"])
+        vals = [r["linear_val_top1"] for r in rs]
+        tests = [r.get("linear_test_top1") for r in rs]
+        out.append(
+            f"| {name} | {minutes:g} min, {threads} thread{'s' if threads > 1 else ''} | "
+            + ", ".join(f"{r['steps']} ({r['epochs']:.1f})" for r in rs) + " | "
+            + ", ".join(f"{v:.4f} (s{r['seed']})" for v, r in zip(vals, rs, strict=True))
+            + f" | {sum(vals) / len(vals):.4f} | "
+            + (", ".join(f"{t:.4f}" for t in tests) if all(t is not None for t in tests) else "-") + " | "
+            + ", ".join(f"{r['pretrain_wall_s']:.0f}" for r in rs) + " |")
+    return "\n".join(out)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", required=True)
@@ -138,7 +159,12 @@ def main() -> None:
     p.add_argument("--only", nargs="*", default=None, help="candidates by name; A+B combines them")
     p.add_argument("--test", action="store_true", help="also score each run on the test set (once, at the end)")
     p.add_argument("--results", help="append the rows to this JSON")
+    p.add_argument("--table", nargs="+", metavar="JSON", help="print the rows of these results files as a "
+                   "Markdown table (mean over seeds) and exit")
     a = p.parse_args()
+    if a.table:
+        print(table([r for f in a.table for r in json.loads(Path(f).read_text())["rows"]]))
+        return
     names = a.only or list(CANDIDATES)
     jobs = [(n, combine(*n.split("+")), s) for n in names for s in a.seeds]
     with ThreadPoolExecutor(a.parallel) as pool:

@@ -102,3 +102,20 @@ def test_the_reporter_renders_results_json_and_summarises_a_run(tmp_path: Path) 
                          capture_output=True, text=True, check=True).stdout
     assert "last step 3  last loss 2.0000" in out and "images/s: median 200.0" in out
     assert "linear         top1 0.5000  top5 0.9000" in out
+
+
+def test_the_time_study_combines_candidates_and_tables_seeds() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import fmnist_time_study as study
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    both = study.combine("crop 0.3-1", "tau 0.5", "no probe")
+    assert both == {"flags": ["--temperature", "0.5"],
+                    "yaml": {"augment": {"crop_scale": [0.3, 1.0]}, "monitor": {"online_probe": False}}}
+    row = {"candidate": "x", "minutes": 20.0, "threads": 2, "steps": 100, "epochs": 2.0, "pretrain_wall_s": 1200.0}
+    md = study.table([{**row, "seed": 1, "linear_val_top1": 0.9}, {**row, "seed": 0, "linear_val_top1": 0.8,
+                                                                   "linear_test_top1": 0.7}])
+    line = md.splitlines()[2]
+    assert "0.8000 (s0), 0.9000 (s1) | 0.8500 |" in line  # seeds in order, their mean
+    assert line.count("|") == 8 and "| - |" in line  # one seed without a test score: no test column value

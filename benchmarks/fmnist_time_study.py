@@ -108,11 +108,12 @@ def run_one(name: str, cand: dict, seed: int, a: argparse.Namespace) -> dict:
         stamp.write_text(json.dumps({"settings": settings, **timing}, indent=1))
     timing = json.loads(stamp.read_text())
     scores = {}
-    for split in ("val", "test") if a.test else ("val",):
+    for split in [*([] if a.no_val else ["val"]), *(["test"] if a.test else [])]:
         out = run / f"linear_{split}.json"
         if not out.exists():
-            cmd = [sys.executable, "-m", "simclr", "linear-eval", "--run", str(run), "--precision", "fp32",
-                   "--out", str(out)] + (["--split", "val"] if split == "val" else [])
+            # val: fp32 features (candidates compared without bf16 rounding); test: exactly as a user runs it
+            cmd = [sys.executable, "-m", "simclr", "linear-eval", "--run", str(run), "--out", str(out)] + (
+                ["--split", "val", "--precision", "fp32"] if split == "val" else [])
             with open(run.parent / f"{run.name}.eval.log", "a") as logf:
                 subprocess.run(cmd, check=True, env=env, stdout=logf, stderr=subprocess.STDOUT)
         scores[f"linear_{split}_top1"] = json.loads(out.read_text())["top1"]
@@ -127,6 +128,42 @@ def run_one(name: str, cand: dict, seed: int, a: argparse.Namespace) -> dict:
     return row
 
 
+TITLE = "Time to accuracy: Fashion-MNIST in 20 minutes on 2 CPU cores (issue #33)"
+RESULTS_GLOB = "fmnist_time_study-*.json"
+# What the rows say, written after reading them (REPRODUCTION.md shows it under the tables).
+READING = ""
+
+
+def section(results_dir: Path) -> str:
+    """REPRODUCTION.md's section: one table per results file (screening, then the final preset runs)."""
+    files = sorted(results_dir.glob(RESULTS_GLOB))
+    if not files:
+        return ""
+    lines = [f"## {TITLE}", "",
+             "Not one of the paper's findings: the best representation a 2-core CPU learns in a fixed time. Every "
+             "candidate is the `fmnist-fast` preset with a few settings changed, pretrained with `--time-budget` and "
+             "scored by `simclr linear-eval --split val` (fitted on 50,000 of the 60,000 training images, scored on "
+             "the other 10,000: tuned without the test set); the test set scores each chosen run once, at the end. "
+             "Screening runs ran two or three at a time with one thread each (every candidate of a round saw the "
+             "same load; their budgets buy about half the steps of an idle 2-core run); the final runs ran alone on "
+             "an otherwise idle machine.", ""]
+    for f in files:
+        data = json.loads(f.read_text())
+        rows = data["rows"]
+        machines = sorted({r["machine"] for r in rows})
+        commits = sorted({r["commit"] for r in rows})
+        dates = sorted({r["date"] for r in rows})
+        lines += [f"**{data.get('meta', {}).get('title', f.stem)}** (`benchmarks/results/{f.name}`; "
+                  f"{'; '.join(machines)}; commit {', '.join(commits)}; {', '.join(dates)})", "", table(rows), ""]
+    if READING:
+        lines += [f"*Reading:* {READING}", ""]
+    lines += ["Commands: `python benchmarks/fmnist_time_study.py --data-dir /usr/share/datasets/fashion-mnist --out "
+              "runs/study33 --minutes 10 --parallel 2 --only NAME ... --results FILE` (screening; `--test` adds the "
+              "test-set score), and the final runs `simclr pretrain --preset fmnist-fast --data-dir DIR --out RUN "
+              "--seed S` then `simclr linear-eval --run RUN` (`bash benchmarks/fmnist_fast_final.sh`).", ""]
+    return "\n".join(lines)
+
+
 def table(rows: list[dict]) -> str:
     """Markdown: one line per (candidate, budget, threads), seeds side by side, in the order first seen."""
     groups: dict[tuple, list[dict]] = {}
@@ -136,13 +173,13 @@ def table(rows: list[dict]) -> str:
            "|---|---|---|---|---|---|---|"]
     for (name, minutes, threads), rs in groups.items():
         rs = sorted(rs, key=lambda r: r["seed"])
-        vals = [r["linear_val_top1"] for r in rs]
+        vals = [r.get("linear_val_top1") for r in rs]
         tests = [r.get("linear_test_top1") for r in rs]
         out.append(
             f"| {name} | {minutes:g} min, {threads} thread{'s' if threads > 1 else ''} | "
             + ", ".join(f"{r['steps']} ({r['epochs']:.1f})" for r in rs) + " | "
-            + ", ".join(f"{v:.4f} (s{r['seed']})" for v, r in zip(vals, rs, strict=True))
-            + f" | {sum(vals) / len(vals):.4f} | "
+            + (", ".join(f"{v:.4f} (s{r['seed']})" for v, r in zip(vals, rs, strict=True))
+               + f" | {sum(vals) / len(vals):.4f} | " if all(v is not None for v in vals) else "- | - | ")
             + (", ".join(f"{t:.4f}" for t in tests) if all(t is not None for t in tests) else "-") + " | "
             + ", ".join(f"{r['pretrain_wall_s']:.0f}" for r in rs) + " |")
     return "\n".join(out)
@@ -158,6 +195,8 @@ def main() -> None:
     p.add_argument("--precision", default="bf16")
     p.add_argument("--only", nargs="*", default=None, help="candidates by name; A+B combines them")
     p.add_argument("--test", action="store_true", help="also score each run on the test set (once, at the end)")
+    p.add_argument("--no-val", action="store_true", help="no validation score (the final runs: test only)")
+    p.add_argument("--title", help="the results file's title (REPRODUCTION.md shows it above its table)")
     p.add_argument("--results", help="append the rows to this JSON")
     p.add_argument("--table", nargs="+", metavar="JSON", help="print the rows of these results files as a "
                    "Markdown table (mean over seeds) and exit")
@@ -175,8 +214,11 @@ def main() -> None:
         key = lambda r: (r["candidate"], r["seed"], r["minutes"], r["threads"])  # noqa: E731
         fresh = {key(r) for r in rows}
         old["rows"] = [r for r in old["rows"] if key(r) not in fresh] + rows
-        old["meta"] = {"python": platform.python_version(), "study": "issue #33", "data": "fashion-mnist",
+        old["meta"] = {**old.get("meta", {}), "python": platform.python_version(), "study": "issue #33",
+                       "data": "fashion-mnist",
                        "val": "linear-eval --split val: fit on 50,000 train images, scored on a fixed 10,000"}
+        if a.title:
+            old["meta"]["title"] = a.title
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(old, indent=1) + "\n")
 

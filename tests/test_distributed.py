@@ -17,6 +17,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import yaml
 
 from simclr import distributed
 from simclr.data.images import ArrayImages
@@ -263,6 +264,19 @@ def test_torchrun_pretrain_writes_one_run_and_resumes(tmp_path: Path) -> None:
                         "--max-steps", "6", *TINY], capture_output=True, text=True, env=ENV, timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     assert _steps(run) == [1, 2, 3, 4, 5, 6]
+
+
+def test_torchrun_time_budget_plans_and_replans_alike_on_every_rank(tmp_path: Path) -> None:
+    """Each rank times its own steps; rank 0's rates are broadcast (the first plan, and the re-plan from the
+    loop's rate), so every rank stops at the same step: a rank stopping on its own plan would hang the other
+    in its next collective, and the launch would time out."""
+    run = tmp_path / "run"
+    r = torchrun("-m", "simclr", "pretrain", "--out", str(run), "--time-budget", "0.15", "--epochs", "1000", *TINY)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.count("time budget 0.15 min:") >= 1 and r.stderr.count("measured on 5 steps") == 1  # rank 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    steps = _steps(run)
+    assert steps == list(range(1, steps[-1] + 1)) and steps[-1] == saved["train"]["max_steps"]
 
 
 def test_torchrun_evaluation_equals_one_process(tmp_path: Path) -> None:

@@ -130,9 +130,20 @@ def render(results_dir: Path, out: Path, figures: Path, scale: str = "default") 
         *summary,
         "",
         *sections,
+        time_to_accuracy(results_dir),
     ])
     out.write_text(doc.rstrip() + "\n")
     return doc
+
+
+def time_to_accuracy(results_dir: Path) -> str:
+    """The issue #33 study's section (``benchmarks/fmnist_time_study.py`` renders it from its results)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import fmnist_time_study
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return fmnist_time_study.section(results_dir)
 
 
 def _anchor(title: str) -> str:

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
+from backbone_fmnist import commit, cpu  # the same machine and commit stamps as the backbone study
 
 # name -> changes to the fmnist-fast preset: "flags" (CLI) and "yaml" (config-file keys, for settings the
 # CLI does not expose). The preset itself is the baseline.
@@ -65,18 +66,6 @@ def combine(*names: str) -> dict:
         for section, keys in cand.get("yaml", {}).items():
             merged.setdefault(section, {}).update(keys)
     return {"flags": flags, "yaml": merged}
-
-
-def commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-
-
-def cpu() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
-    flags = next((line for line in out.splitlines() if line.startswith("Flags")), "")
-    bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in flags.split()]
-    return f"{model}, {os.cpu_count()} CPUs ({', '.join(bf16) or 'no bf16 flags'})"
 
 
 def slug(name: str) -> str:

@@ -21,6 +21,7 @@ from torch import nn
 
 from simclr import distributed
 from simclr.config import load_yaml
+from simclr.data.images import Images
 from simclr.data.sources import load_images
 from simclr.data.subsets import balanced_subset, read_subset
 from simclr.errors import SimCLRError
@@ -102,6 +103,30 @@ def untrained_head_like(head: nn.Module, seed: int = 0) -> nn.Module:
     return fresh.eval()
 
 
+def labelled_splits(dataset: str, data_dir: str | None, limit: int | None, seed: int, size: int, split: str = "test",
+                    label_fraction: float | None = None, subset_file: str | None = None) -> tuple[Images, Images]:
+    """(train, test) images of an evaluation: ``limit`` keeps the first N train and N/5 test images; ``split``
+    ``val`` makes test a fixed sixth of the train split (``validation_split``) and train the rest; then the
+    labelled subset of ``label_fraction`` / ``subset_file``, if any. Unlabelled images are refused."""
+    train = load_images(dataset, "train", data_dir, limit, seed, size)
+    if split == "val":
+        held, rest = validation_split(len(train))
+        train, test = train.subset(rest), train.subset(held)
+    else:
+        test = load_images(dataset, "test", data_dir, None if limit is None else max(1, limit // 5), seed, size)
+    if bool((torch.as_tensor(train.labels) < 0).any()):
+        raise SimCLRError(
+            f"the {dataset} images have no labels: evaluation needs class subfolders (DIR/CLASS/img.png)"
+        )
+    if label_fraction is not None and subset_file is not None:
+        raise SimCLRError("give one of --label-fraction and --subset-file, not both")
+    if label_fraction is not None:
+        train = train.subset(balanced_subset(train.labels, label_fraction, seed, train.classes))
+    elif subset_file is not None:
+        train = train.subset(read_subset(subset_file, train))
+    return train, test
+
+
 def run_features(
     run: str | os.PathLike,
     dataset: str | None = None,
@@ -147,23 +172,7 @@ def run_features(
     dev = pick_device(distributed.rank_device(device, world))
     net: nn.Module = encoder if head is None else nn.Sequential(encoder, head)
     net = net.to(dev)
-    test_limit = None if limit is None else max(1, limit // 5)
-    train = load_images(dataset, "train", data_dir, limit, seed, size)
-    if split == "val":
-        held, rest = validation_split(len(train))
-        train, test = train.subset(rest), train.subset(held)
-    else:
-        test = load_images(dataset, "test", data_dir, test_limit, seed, size)
-    if bool((torch.as_tensor(train.labels) < 0).any()):
-        raise SimCLRError(
-            f"the {dataset} images have no labels: evaluation needs class subfolders (DIR/CLASS/img.png)"
-        )
-    if label_fraction is not None and subset_file is not None:
-        raise SimCLRError("give one of --label-fraction and --subset-file, not both")
-    if label_fraction is not None:
-        train = train.subset(balanced_subset(train.labels, label_fraction, seed, train.classes))
-    elif subset_file is not None:
-        train = train.subset(read_subset(subset_file, train))
+    train, test = labelled_splits(dataset, data_dir, limit, seed, size, split, label_fraction, subset_file)
     precision, line = distributed.broadcast_object(resolve_precision(precision, dev))  # rank 0's on every rank
     if log and line and world.is_main:
         log(line)
@@ -219,5 +228,5 @@ def evaluate_knn(run: str | os.PathLike, *, k: int = 200, temperature: float = 0
     return _with_provenance(result, splits, run, kwargs.get("random_init", False), log)
 
 
-__all__ = ["LAYERS", "SPLITS", "FeatureSplits", "evaluate_knn", "evaluate_linear", "run_features",
+__all__ = ["LAYERS", "SPLITS", "FeatureSplits", "evaluate_knn", "evaluate_linear", "labelled_splits", "run_features",
            "unfinished_run", "untrained_head_like", "untrained_like", "validation_split"]

@@ -11,7 +11,7 @@ from torch import nn
 
 from simclr import LARS, lr_at, scaled_lr
 from simclr.errors import SimCLRError
-from simclr.optim import build_optimizer
+from simclr.optim import build_optimizer, cosine_progress, cosine_schedule
 
 
 def reference_lars_step(
@@ -141,6 +141,27 @@ def test_schedule_values() -> None:
     assert lr_at(0, peak, 0, total) == pytest.approx(peak)  # no warm-up starts at the peak
     values = [lr_at(s, peak, warm, total) for s in range(warm, total + 1)]
     assert all(a >= b for a, b in zip(values, values[1:], strict=False))  # monotone decay
+
+
+def test_anchored_cosine_is_piecewise_linear_in_progress() -> None:
+    """A time-budget run's re-plans: progress runs linearly from (warm-up end, 0) through each anchor to
+    (total, 1); no anchors is the plain cosine, bit for bit."""
+    peak, warm = 2.0, 10
+    for s in range(0, 130):
+        assert lr_at(s, peak, warm, 110, anchors=()) == lr_at(s, peak, warm, 110)
+        assert cosine_progress(s, warm, 110) == min(1.0, (s - warm) / 100)
+    # the plan to 110 moved at step 20 (progress 0.1) to 200, then at step 50 (0.1 + 0.9 x 30/180) to 70
+    anchors = [(20, 0.1), (50, 0.25)]
+    for s, want in [(10, 0.0), (15, 0.05), (20, 0.1), (35, 0.175), (50, 0.25), (60, 0.625), (70, 1.0), (90, 1.0)]:
+        assert cosine_progress(s, warm, 70, anchors) == pytest.approx(want, abs=1e-15), s
+        assert lr_at(s, peak, warm, 70, anchors=anchors) == pytest.approx(peak * 0.5 * (1 + math.cos(math.pi * want)))
+    assert lr_at(5, peak, warm, 70, anchors=anchors) == pytest.approx(1.0)  # the warm-up is untouched
+    # continuous where an end moved: the step pinned by an anchor keeps the lr the plan before gave it
+    assert lr_at(20, peak, warm, 200, anchors=anchors[:1]) == pytest.approx(lr_at(20, peak, warm, 110), rel=1e-12)
+    assert lr_at(50, peak, warm, 70, anchors=anchors) == pytest.approx(lr_at(50, peak, warm, 200, anchors=anchors[:1]),
+                                                                       rel=1e-12)
+    sched = cosine_schedule(peak, 1.0, warm, 70, anchors=[[20, 0.1], [50, 0.25]])  # as config.yaml holds them
+    assert [sched(s) for s in range(80)] == [lr_at(s, peak, warm, 70, anchors=anchors) for s in range(80)]
 
 
 @pytest.mark.parametrize("epochs", [1, 5, 7])

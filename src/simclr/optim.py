@@ -19,8 +19,9 @@ trust ratio).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -170,15 +171,35 @@ def run_length(steps_per_epoch: int, epochs: int, max_steps: int | None = None) 
 
 
 def cosine_schedule(peak_lr: float, warmup_epochs: float, steps_per_epoch: int, total_steps: int,
-                    per_epoch: bool = False) -> Callable[[int], float]:
+                    per_epoch: bool = False, anchors: Sequence[Sequence[float]] = ()) -> Callable[[int], float]:
     """``lr_at`` of one run as a function of the global step: warm-up over ``warmup_epochs`` epochs, then
-    cosine to 0 at ``total_steps``; ``per_epoch``: held through each epoch."""
+    cosine to 0 at ``total_steps`` (through ``anchors``, see ``cosine_progress``); ``per_epoch``: held
+    through each epoch."""
     return functools.partial(lr_at, peak_lr=peak_lr, warmup_steps=round(warmup_epochs * steps_per_epoch),
-                             total_steps=total_steps, steps_per_epoch=steps_per_epoch if per_epoch else None)
+                             total_steps=total_steps, steps_per_epoch=steps_per_epoch if per_epoch else None,
+                             anchors=tuple((int(s), float(t)) for s, t in anchors))
+
+
+def cosine_progress(step: int, warmup_steps: int, total_steps: int,
+                    anchors: Sequence[tuple[int, float]] = ()) -> float:
+    """Where ``step`` is on the cosine, 0 (its start, the warm-up's end) to 1 (its end, ``total_steps``).
+
+    Without ``anchors`` it moves evenly: ``(step - warmup_steps) / (total_steps - warmup_steps)``. Each anchor
+    ``(s, t)`` pins step s at progress t (a time-budget run that moved its end at step s, where it stood at t):
+    between consecutive points of (warm-up end, 0), the anchors, (``total_steps``, 1) progress is linear, so
+    moving the end leaves the learning rate continuous and every step before the anchor as it was."""
+    if not anchors:
+        return min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    points = [(warmup_steps, 0.0), *anchors, (total_steps, 1.0)]
+    for (s0, t0), (s1, t1) in itertools.pairwise(points):
+        if step < s1:
+            return t0 + (t1 - t0) * (step - s0) / max(1, s1 - s0)
+    return 1.0
 
 
 def lr_at(
-    step: int, peak_lr: float, warmup_steps: int, total_steps: int, steps_per_epoch: int | None = None
+    step: int, peak_lr: float, warmup_steps: int, total_steps: int, steps_per_epoch: int | None = None,
+    anchors: Sequence[tuple[int, float]] = (),
 ) -> float:
     """Learning rate at global ``step`` (0-based): linear warm-up, then cosine decay to 0.
 
@@ -194,6 +215,5 @@ def lr_at(
         step -= step % max(1, steps_per_epoch)
     if warmup_steps > 0 and step < warmup_steps:
         return peak_lr * step / warmup_steps
-    decay_steps = max(1, total_steps - warmup_steps)
-    t = min(1.0, (step - warmup_steps) / decay_steps)
+    t = cosine_progress(step, warmup_steps, total_steps, anchors)
     return peak_lr * 0.5 * (1.0 + math.cos(math.pi * t))

@@ -7,6 +7,7 @@ import importlib
 import math
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -84,35 +85,96 @@ def test_replan_steps_closed_form() -> None:
     assert budget.replan_steps(1, 100.0, 40, 3.0) == 41  # past the budget already: one more step, then the end
 
 
+def _clock(monkeypatch: pytest.MonkeyPatch, seconds_at: Callable[[int], float]) -> None:
+    """The loop's re-plans see this clock: ``seconds_at(step)`` since the loop started, the rate over the steps
+    since the callback's last mark."""
+    def measure(self: budget.BudgetReplan, trainer, event) -> tuple[float, float]:  # noqa: ANN001
+        mark = self.mark_step or 0
+        return seconds_at(event.step), (event.step - mark) / (seconds_at(event.step) - seconds_at(mark))
+
+    monkeypatch.setattr(budget.BudgetReplan, "measure", measure)
+
+
+def _lr(step: int, peak: float, warm: int, points: list[tuple[int, float]]) -> float:
+    """A literal warm-up + cosine whose progress runs linearly through ``points`` [(step, progress)]."""
+    if step < warm:
+        return peak * step / warm
+    for (s0, t0), (s1, t1) in zip(points, points[1:], strict=False):
+        if s0 <= step < s1:
+            return peak * 0.5 * (1 + math.cos(math.pi * (t0 + (t1 - t0) * (step - s0) / (s1 - s0))))
+    raise AssertionError(step)
+
+
 def test_the_run_is_replanned_from_the_loop_rate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture) -> None:
-    """The timed steps said RATE; the loop runs at twice that: measured over a tenth of the planned 28 steps
-    from the first log step (steps 1-4: every step is a log step here) the end moves to 4 + (14.25 - 2) x 4 = 53,
-    the cosine with it, the warm-up unchanged; config.yaml says so, and a resume after that keeps it."""
+    """The timed steps said RATE; the loop runs at twice that: measured over a tenth of the planned
+    28 steps from the first log step (steps 1-4: every step is a log step here) the end moves to 4 + (14.25 - 2)
+    x 4 = 53, the cosine with it from where it stood at step 4 (an anchor: the lr stays continuous), the
+    warm-up unchanged; the later re-plans, at the same rate, keep 53; config.yaml says so, and a resume after
+    that keeps it."""
     _fixed_rate(monkeypatch, time_it=False)
-    monkeypatch.setattr(budget.BudgetReplan, "measure", lambda self, trainer, event: (event.step / RATE, 2 * RATE))
+    _clock(monkeypatch, lambda step: 2 + (step - 4) / (2 * RATE))  # 2 s at step 4, as the timed steps said
     cfg = {"train.time_budget": 0.25, "train.epochs": 100, "optim.warmup_epochs": None}
     run = tmp_path / "run"
     result = pretrain(tiny_config(**cfg), run)
     assert result.step == 53
-    assert "4.00 steps/s measured on steps 1-4: 53 steps instead of 28" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "4.00 steps/s measured on steps 1-4: 53 steps instead of 28" in err
+    assert err.count("steps instead of") == 1  # re-measured every 3 steps, the same end each time
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert (saved["train"]["max_steps"], saved["train"]["epochs"]) == (53, 18)
+    assert saved["train"]["schedule_anchors"] == [[4, pytest.approx(1 / 25)]]  # step 4 was 1/25 down the cosine
     assert saved["optim"]["warmup_epochs"] == pytest.approx(0.1 * 28 / 3)  # the warm-up keeps its length
     lrs = [r["lr"] for r in records(run)]
     peak, warm = max(lrs), 3
     for step, lr in enumerate(lrs):  # steps 0-3 ran before the re-plan (the warm-up and step 3 on the first
-        # cosine, to 28); then the cosine to 53
-        end = 28 if step < 4 else 53
-        cosine = 0.5 * (1 + math.cos(math.pi * (step - warm) / (end - warm)))
-        want = peak * step / warm if step < warm else peak * cosine
-        assert lr == pytest.approx(want, rel=1e-6, abs=1e-12), step
+        # cosine, to 28); from step 4, the rest of the cosine (from 1/25) to 53
+        points = [(3, 0.0), (28, 1.0)] if step < 4 else [(3, 0.0), (4, 1 / 25), (53, 1.0)]
+        assert lr == pytest.approx(_lr(step, peak, warm, points), rel=1e-6, abs=1e-12), step
     part = tmp_path / "part"
     first = pretrain(tiny_config(**cfg), part, callbacks=[StopAt(20)])
     assert first.interrupted and 20 <= first.step < 53
     pretrain(tiny_config(**cfg), part, resume=True)
     a, b = losses(run), losses(part)
     assert [s for s, _ in a] == [s for s, _ in b] == list(range(1, 54))
+    for (_, la), (_, lb) in zip(a, b, strict=True):
+        assert lb == pytest.approx(la, rel=1e-4)
+
+
+def test_a_slowdown_mid_run_is_replanned_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture) -> None:
+    """The loop runs at 4 steps/s to step 10, then at 1: the re-plan at step 4 moves the end to 4 + (14.25 - 1) x
+    4 = 57, those at 7 and 10 keep it, the one at 13 (3 steps in 3 s) moves it to 13 + floor(14.25 - 5.5) = 21;
+    from step 19 (the last tenth) no more. Each move anchors the cosine where it stood: the lr is continuous
+    and follows the literal piecewise schedule; a resume after the second move follows both anchors."""
+    _fixed_rate(monkeypatch, time_it=False)
+    _clock(monkeypatch, lambda step: step / 4 if step <= 10 else 2.5 + (step - 10))
+    cfg = {"train.time_budget": 0.25, "train.epochs": 100, "optim.warmup_epochs": None}
+    run = tmp_path / "run"
+    assert pretrain(tiny_config(**cfg), run).step == 21
+    err = capsys.readouterr().err
+    assert "4.00 steps/s measured on steps 1-4: 57 steps instead of 28" in err
+    assert "1.00 steps/s measured on steps 10-13: 21 steps instead of 57" in err
+    t13 = 1 / 25 + (1 - 1 / 25) * 9 / 53  # where step 13 stood on the cosine of the plan to 57
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert (saved["train"]["max_steps"], saved["train"]["epochs"]) == (21, 7)
+    assert saved["train"]["schedule_anchors"] == [[4, pytest.approx(1 / 25)], [13, pytest.approx(t13)]]
+    lrs = [r["lr"] for r in records(run)]
+    peak, warm = max(lrs), 3
+    plans = {0: [(3, 0.0), (28, 1.0)], 4: [(3, 0.0), (4, 1 / 25), (57, 1.0)],
+             13: [(3, 0.0), (4, 1 / 25), (13, t13), (21, 1.0)]}
+    for step, lr in enumerate(lrs):  # each step on the plan in force when it ran
+        points = plans[max(k for k in plans if k <= step)]
+        assert lr == pytest.approx(_lr(step, peak, warm, points), rel=1e-6, abs=1e-12), step
+    for at in (4, 13):  # continuous where the end moved: the new plan gives the step the old plan's lr
+        old, new = plans[max(k for k in plans if k < at)], plans[at]
+        assert _lr(at, peak, warm, new) == pytest.approx(_lr(at, peak, warm, old), rel=1e-12)
+    part = tmp_path / "part"
+    first = pretrain(tiny_config(**cfg), part, callbacks=[StopAt(15)])
+    assert first.interrupted and 15 <= first.step < 21
+    pretrain(tiny_config(**cfg), part, resume=True)
+    a, b = losses(run), losses(part)
+    assert [s for s, _ in a] == [s for s, _ in b] == list(range(1, 22))
     for (_, la), (_, lb) in zip(a, b, strict=True):
         assert lb == pytest.approx(la, rel=1e-4)
 

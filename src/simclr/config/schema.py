@@ -186,6 +186,10 @@ class TrainConfig(RunTrain):
     time_budget: float | None = opt(
         None, "minutes of pretraining: the run times its first steps and sets its length (steps, epochs, the "
         "warm-up and cosine) to end on time; the plan is kept in config.yaml, so --resume follows it")
+    schedule_anchors: list[list[float]] | None = opt(
+        None, "written by a --time-budget run that moved its end: [step, progress] pairs, where the cosine stood "
+        "(0-1) at each step the run re-planned at, so the learning rate stays continuous and --resume follows it",
+        cli=False)
     chunk_size: int | None = opt(
         None, "exact gradient of the batch in chunks of this many images (bounded memory; BN sees a chunk)")
     bn_views: str = opt(

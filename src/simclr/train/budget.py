@@ -10,12 +10,15 @@ epochs). The warm-up and the cosine decay then end on the last step. The resolve
 ``config.yaml`` and the checkpoint, so ``--resume`` keeps the same schedule instead of planning again.
 
 A few timed steps at the start misjudge the rate a run settles at (another process starting beside it,
-caches still cold: 15-25% slow on a 2-core machine, so the run ended that much early). ``BudgetReplan``
-therefore measures the loop itself over a tenth of the planned steps from its first log step (the rate
-of those steps, log steps, probe and all) and sets the run's end again: the steps that fit what is
-left of ``MARGIN`` x the budget. Only the cosine's end moves (the warm-up keeps its length: the learning
-rate stays continuous); the new length goes to ``config.yaml`` and later checkpoints. A run resumed before
-that point keeps the first plan; after it, the second.
+caches still cold: 15-25% slow on a 2-core machine, so the run ended that much early), and a rate can
+change during a run (a slow first few minutes cost a 20-minute run 3 of them). ``BudgetReplan`` therefore
+measures the loop itself, over every tenth of the first plan's steps from its first log step (the rate of
+those steps, log steps, probe and checkpoints included), and each time sets the run's end again: the steps
+that fit what is left of ``MARGIN`` x the budget at the latest rate. It stops re-planning for the run's last
+tenth. The warm-up keeps its length; past it, a re-plan pins the cosine where it stood (an anchor, see
+``simclr.optim.cosine_progress``) and spreads the rest of it over the new end, so the learning rate stays
+continuous. The new length and anchors go to ``config.yaml`` and later checkpoints; a resumed run follows
+the plan its checkpoint holds and does not re-plan.
 """
 
 from __future__ import annotations
@@ -98,44 +101,45 @@ def replan_steps(minutes: float, elapsed_s: float, steps_done: int, steps_per_s:
 
 
 class BudgetReplan(Callback):
-    """Sets a time-budget run's end again from the loop's own rate (module docstring). ``apply(max_steps,
-    epochs)`` updates the run's config and schedule; this callback moves the loop's end."""
+    """Sets a time-budget run's end again, every tenth of the plan, from the loop's own rate (module
+    docstring). ``apply(max_steps, epochs, at_step)`` updates the run's config and schedule; this callback
+    moves the loop's end."""
 
     def __init__(self, minutes: float, planned_steps: int, steps_per_epoch: int,
-                 apply: Callable[[int, int], None], log: Any) -> None:  # noqa: ANN401 - a text stream
+                 apply: Callable[[int, int, int], None], log: Any) -> None:  # noqa: ANN401 - a text stream
         self.minutes, self.steps_per_epoch, self.apply, self.log = minutes, steps_per_epoch, apply, log
-        self.window = max(2, math.ceil(REPLAN_AT * planned_steps))  # steps measured, from the first log step
+        self.window = max(2, math.ceil(REPLAN_AT * planned_steps))  # steps measured, from the last mark
         self.start = self.mark = 0.0
         self.mark_step: int | None = None
-        self.done = False
 
     def on_fit_start(self, trainer: LoopView) -> None:
         self.start = time.perf_counter()
 
     def measure(self, trainer: LoopView, event: StepEvent) -> tuple[float, float]:
-        """(seconds since the loop started, steps per second since the first log step)."""
+        """(seconds since the loop started, steps per second since the last mark)."""
         return event.time - self.start, (event.step - (self.mark_step or 0)) / max(event.time - self.mark, 1e-9)
 
     def on_step_end(self, trainer: LoopView, event: StepEvent) -> None:
         # log steps only: the device was read there, so their times are the work done (not just queued on a
         # GPU), and every rank sees the same log steps
-        if not event.log or event.final or self.done:
+        if not event.log or event.final:
             return
         if self.mark_step is None:  # the first log step: compilation and first allocations are behind
             self.mark_step, self.mark = event.step, event.time
             return
-        if event.step < self.mark_step + self.window:
-            return
-        self.done = True
+        if event.step < self.mark_step + self.window or trainer.stop_at - event.step < self.window:
+            return  # not a tenth measured yet, or the run's last tenth: it runs out its plan
         elapsed, rate = distributed.broadcast_object(self.measure(trainer, event))  # rank 0's, on every rank
+        first = self.mark_step
+        self.mark_step, self.mark = event.step, event.time
         total = replan_steps(self.minutes, elapsed, event.step, rate)
         epochs = math.ceil(total / self.steps_per_epoch)
         if total != trainer.stop_at:
-            print(f"time budget {self.minutes:g} min: {rate:.2f} steps/s measured on steps {self.mark_step}-"
+            print(f"time budget {self.minutes:g} min: {rate:.2f} steps/s measured on steps {first}-"
                   f"{event.step}: {total} steps instead of {trainer.stop_at} ({total / self.steps_per_epoch:.2f} "
                   f"epochs), the cosine now ends there", file=self.log)
+            self.apply(total, epochs, event.step)
             trainer.stop_at, trainer.epochs = total, epochs
-            self.apply(total, epochs)
 
 
 __all__ = ["MARGIN", "REPLAN_AT", "TIMED_STEPS", "BudgetPlan", "BudgetReplan", "measure_rate", "plan_budget",

@@ -27,7 +27,7 @@ from simclr.errors import SimCLRError
 from simclr.io import safe_load
 from simclr.methods import method_class
 from simclr.models.weights import ENCODER, load_encoder, load_library_encoder
-from simclr.optim import run_length
+from simclr.optim import cosine_progress, run_length
 from simclr.train.budget import BudgetReplan, measure_rate, plan_budget
 from simclr.train.callbacks import Callback, EncoderSnapshots
 from simclr.train.changes import check_resume_changes, describe_resume_changes, differences
@@ -90,6 +90,7 @@ def _resolved(cfg: PretrainConfig, ckpt: dict[str, Any] | None) -> PretrainConfi
         saved_t, saved_o = ckpt["config"]["train"], ckpt["config"]["optim"]
         cfg.train.time_budget, cfg.train.max_steps = saved_t["time_budget"], saved_t["max_steps"]
         cfg.train.epochs, cfg.optim.warmup_epochs = saved_t["epochs"], saved_o["warmup_epochs"]
+        cfg.train.schedule_anchors = saved_t.get("schedule_anchors")
     if ckpt is not None:
         try:
             check_resume_changes(differences(ckpt["config"], cfg.to_dict()))
@@ -157,7 +158,13 @@ def plan_run(training: Training, run: RunDir, minutes: float, warmup_auto: bool,
     training.step.lr_at = schedule_of(cfg, training.steps_per_epoch, training.peak_lr)
     print(plan.line(training.steps_per_epoch), file=log)
 
-    def apply(max_steps: int, epochs: int) -> None:
+    def apply(max_steps: int, epochs: int, at_step: int) -> None:
+        # past the warm-up, the cosine keeps where it stood at at_step (an anchor) and ends on max_steps
+        warmup_steps = round(cfg.optim.warmup_epochs * training.steps_per_epoch)
+        if at_step > warmup_steps:
+            anchors = [tuple(a) for a in cfg.train.schedule_anchors or []]
+            t = cosine_progress(at_step, warmup_steps, cfg.train.max_steps, anchors)
+            cfg.train.schedule_anchors = [*map(list, anchors), [at_step, t]]
         cfg.train.max_steps, cfg.train.epochs = max_steps, epochs
         training.step.lr_at = schedule_of(cfg, training.steps_per_epoch, training.peak_lr)
         run.write_config(cfg.to_dict())

@@ -90,11 +90,12 @@ def peak_lr_of(cfg: PretrainConfig) -> float:
 
 def schedule_of(cfg: PretrainConfig, steps_per_epoch: int, peak_lr: float) -> Callable[[int], float]:
     """The learning rate of a global step: linear warm-up, then cosine to the run's end (``epochs`` x
-    steps per epoch; with ``--time-budget``, the planned ``max_steps``)."""
+    steps per epoch; with ``--time-budget``, the planned ``max_steps``, through its re-plans' anchors)."""
     o, t = cfg.optim, cfg.train
     assert o.warmup_epochs is not None
     total = t.max_steps if t.time_budget is not None and t.max_steps else steps_per_epoch * t.epochs
-    return cosine_schedule(peak_lr, o.warmup_epochs, steps_per_epoch, total, per_epoch=o.lr_schedule == "epoch")
+    return cosine_schedule(peak_lr, o.warmup_epochs, steps_per_epoch, total, per_epoch=o.lr_schedule == "epoch",
+                           anchors=t.schedule_anchors or ())
 
 
 def build_training(

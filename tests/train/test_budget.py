@@ -207,6 +207,10 @@ def test_resume_keeps_the_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_a_bad_budget_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(SimCLRError, match="--time-budget must be > 0"):
         pretrain(tiny_config(**{"train.time_budget": 0}), tmp_path / "run")
+    # the plan would overwrite --max-steps without a word: refused before the run directory exists
+    with pytest.raises(SimCLRError, match="--max-steps 5 and --time-budget 0.25: choose one"):
+        pretrain(tiny_config(**{"train.time_budget": 0.25, "train.max_steps": 5}), tmp_path / "both")
+    assert not (tmp_path / "both").exists()
 
 
 def test_the_plan_is_printed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:

@@ -85,6 +85,10 @@ def _resolved(cfg: PretrainConfig, ckpt: dict[str, Any] | None) -> PretrainConfi
         cfg = resolve(cfg)
     except SimCLRError as e:  # the same config on every rank: rank 0 alone reports it
         raise distributed.same_on_every_rank(e) from None
+    if ckpt is None and cfg.train.time_budget is not None and cfg.train.max_steps is not None:
+        raise distributed.same_on_every_rank(SimCLRError(
+            f"--max-steps {cfg.train.max_steps} and --time-budget {cfg.train.time_budget:g}: choose one (the budget "
+            "sets the run's steps from its measured rate)"))
     if ckpt is not None and ckpt["config"]["train"].get("time_budget") is not None:
         # a time-budget run keeps its plan: the steps, epochs and warm-up it set when it started
         saved_t, saved_o = ckpt["config"]["train"], ckpt["config"]["optim"]

@@ -110,6 +110,10 @@ def test_the_spec_round_trips_and_stems_are_offered_where_they_fit() -> None:
     small = EncoderSpec("torchvision/resnet18", stem="cifar", image_size=32).build()
     assert small.model.conv1.kernel_size == (3, 3) and small.model.conv1.stride == (1, 1)
     assert isinstance(small.model.maxpool, nn.Identity)
+    nopool = EncoderSpec("torchvision/resnet18", stem="nopool", image_size=28).build()
+    assert nopool.model.conv1.kernel_size == (7, 7) and isinstance(nopool.model.maxpool, nn.Identity)
+    with pytest.raises(SimCLRError, match="--stem nopool .* is for ResNet-like backbones"):
+        resolve(wide(**{"model.arch": "torchvision/convnext_tiny", "model.stem": "nopool"}))
     with pytest.raises(SimCLRError, match="--stem cifar .* is for ResNet-like backbones"):
         resolve(wide(**{"model.arch": "torchvision/convnext_tiny", "model.stem": "cifar"}))
     cfg = resolve(wide(**{"model.arch": "torchvision/convnext_tiny", "data.image_size": 32}))

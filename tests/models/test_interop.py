@@ -3,6 +3,7 @@ same features, and simclr loads torchvision-layout state dicts (bare, wrapped, p
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from torch import nn
 from simclr import Classifier, load_encoder
 from simclr.errors import SimCLRError
 from simclr.models.encoder import ARCHS, ResNet
-from simclr.use.export import export_encoder, torchvision_state
+from simclr.use.export import export_encoder, torchvision_state, usage_note
 
 
 def _trained_like(arch: str, stem: str = "imagenet", input_norm: str = "none") -> ResNet:
@@ -35,6 +36,8 @@ def _torchvision(arch: str, stem: str, num_classes: int | None = None) -> nn.Mod
     model = getattr(torchvision.models, arch)(weights=None, **({"num_classes": num_classes} if num_classes else {}))
     if stem == "cifar":  # the two module changes the README states
         model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        model.maxpool = nn.Identity()
+    if stem == "nopool":  # the one change its usage note states
         model.maxpool = nn.Identity()
     if num_classes is None:
         model.fc = nn.Identity()
@@ -64,6 +67,24 @@ def test_the_cifar_stem_loads_after_the_two_module_changes(tmp_path: Path, input
         x_tv = x
     with torch.no_grad():
         assert torch.allclose(model(x_tv), enc(x), atol=1e-5, rtol=1e-5)
+
+
+def test_the_nopool_stem_loads_after_its_one_module_change(tmp_path: Path) -> None:
+    enc = _trained_like("resnet18", "nopool")
+    assert "maxpool = nn.Identity()" in usage_note(enc, "torchvision", with_fc=False)
+    model = _torchvision("resnet18", "nopool")
+    model.load_state_dict(torch.load(export_encoder(enc, "torchvision", tmp_path / "n.pth"), weights_only=True))
+    x = torch.rand(3, 3, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(model(x), enc(x), atol=1e-5, rtol=1e-5)
+        # and it is not the ImageNet stem's network: the max-pool changes the features
+        assert not torch.allclose(model(x), _with_pool(model)(x), atol=1e-3)
+
+
+def _with_pool(model: nn.Module) -> nn.Module:
+    model = copy.deepcopy(model)
+    model.maxpool = nn.MaxPool2d(3, 2, 1)
+    return model
 
 
 def test_a_fine_tuned_classifier_exports_its_fc(tmp_path: Path) -> None:

@@ -60,6 +60,13 @@ def test_stems() -> None:
     assert i1.kernel_size == (7, 7) and i1.stride == (2, 2)
     assert not any(isinstance(m, torch.nn.MaxPool2d) for m in cifar.modules())
     assert any(isinstance(m, torch.nn.MaxPool2d) for m in imnet.modules())
+    # nopool: the ImageNet stem's conv, no max-pool: 28 px -> a 14x14 first stage, as the ImageNet stem from 56 px
+    nopool = build_encoder("resnet18", WIDTH, "nopool", image_size=28)
+    n1 = next(m for m in nopool.modules() if isinstance(m, torch.nn.Conv2d))
+    assert n1.kernel_size == (7, 7) and n1.stride == (2, 2)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in nopool.modules())
+    assert nopool.stem(torch.rand(1, 3, 28, 28)).shape[-2:] == imnet.stem(torch.rand(1, 3, 56, 56)).shape[-2:] \
+        == (14, 14)
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50"])

@@ -13,7 +13,7 @@ from simclr.config.schema import LOGGER_NAMES, PretrainConfig
 from simclr.data.sources import DATASETS
 from simclr.errors import SimCLRError
 from simclr.losses import LOSS_KINDS, LOSSES
-from simclr.models.backbones import check_arch, family, resolve_stem, wants_adamw
+from simclr.models.backbones import STEM_WORDS, check_arch, family, resolve_stem, wants_adamw
 from simclr.models.encoder import INPUT_NORMS, STEMS
 from simclr.models.heads import HEADS
 from simclr.optim import DEFAULT_BASE_LR, LR_SCHEDULES, OPTIMIZERS
@@ -107,9 +107,10 @@ def validate(cfg: PretrainConfig) -> None:
         if m.width_multiplier != 1:
             raise SimCLRError(f"--width-multiplier is simclr's ResNet's; {m.arch} has its own sizes (got "
                               f"x{m.width_multiplier:g}): choose a wider or narrower model by name")
-        if resolve_stem(m.stem, d.image_size or 224, m.arch) == "cifar" and resolve_stem("auto", 8, m.arch) != "cifar":
-            raise SimCLRError(f"--stem cifar (the small-image stem: 3x3 stride-1 conv, no max-pool) is for ResNet-like "
-                              f"backbones; {m.arch} keeps its own stem: use --stem imagenet")
+        stem = resolve_stem(m.stem, d.image_size or 224, m.arch)
+        if stem in STEM_WORDS and resolve_stem("auto", 8, m.arch) != "cifar":
+            raise SimCLRError(f"--stem {stem} ({STEM_WORDS[stem]}) is for ResNet-like backbones; {m.arch} keeps its "
+                              "own stem: use --stem imagenet")
     if m.backbone_kwargs is not None and not isinstance(m.backbone_kwargs, dict):
         raise SimCLRError(f"model.backbone_kwargs must be a mapping of keyword arguments, got {m.backbone_kwargs!r}")
     _check_choice(m.input_norm, list(INPUT_NORMS), "--input-norm")

@@ -46,7 +46,8 @@ class ModelConfig:
         "'simclr[timm]'); simclr backbones lists the families")
     width_multiplier: float = opt(1.0, "scales every filter count, stem included (0.25-4; simclr's ResNet only)")
     stem: str = opt("auto", "auto (cifar at <= 32 px for ResNet-like backbones), cifar (3x3 stride-1 conv, no "
-                            "max-pool) or imagenet (the model's own)")
+                            "max-pool), imagenet (the model's own) or nopool (ResNet's own without its max-pool: a "
+                            "28 px image gives a 14x14 first stage)")
     backbone_kwargs: dict[str, Any] | None = opt(
         None, "keyword arguments of the torchvision / timm constructor, e.g. {patch_size: 4} for a timm ViT on "
         "28 px images", cli=False)

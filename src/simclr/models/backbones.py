@@ -14,8 +14,9 @@ encoder goes through it.
   with ``img_size`` = the run's image size where the model takes one.
 
 Only the final classification Linear is removed (replaced by ``nn.Identity``), so h is what the model's
-own head sees. The small-image stem (``cifar``: a 3x3 stride-1 first convolution, no max-pool) is
-offered where the model has ResNet's ``conv1`` and ``maxpool``, and refused in one line elsewhere;
+own head sees. The small-image stem (``cifar``: a 3x3 stride-1 first convolution, no max-pool) and ``nopool``
+(the model's own stem without its max-pool) are offered where the model has ResNet's ``conv1`` and
+``maxpool``, and refused in one line elsewhere;
 ``imagenet`` keeps the model's own stem. Any ``nn.Module`` works from Python too (``Backbone.wrap``),
 its feature dimension found by one dry forward.
 """
@@ -114,12 +115,18 @@ def resolve_stem(stem: str, image_size: int, arch: str = "resnet18") -> str:
     return "cifar" if small and resnetish else "imagenet"
 
 
-def _small_stem(model: nn.Module, arch: str) -> None:
+STEM_WORDS = {"cifar": "the small-image stem: 3x3 stride-1 conv, no max-pool",
+              "nopool": "the ImageNet stem without its max-pool"}
+
+
+def _small_stem(model: nn.Module, arch: str, stem: str) -> None:
+    """ResNet's stem made ``cifar`` (a 3x3 stride-1 conv1, no max-pool) or ``nopool`` (no max-pool)."""
     if not resnet_like(model):
-        raise SimCLRError(f"--stem cifar (the small-image stem: 3x3 stride-1 conv, no max-pool) is for ResNet-like "
-                          f"backbones; {arch} has no conv1 / maxpool stem: use --stem imagenet (its own)")
-    conv = model.conv1
-    model.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=False)
+        raise SimCLRError(f"--stem {stem} ({STEM_WORDS[stem]}) is for ResNet-like backbones; {arch} has no conv1 / "
+                          "maxpool stem: use --stem imagenet (its own)")
+    if stem == "cifar":
+        conv = model.conv1
+        model.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=False)
     model.maxpool = nn.Identity()
 
 
@@ -173,8 +180,8 @@ class EncoderSpec:
                 model = timm.create_model(name, pretrained=False, **extra, **kwargs)
             except (ValueError, AssertionError, RuntimeError) as e:
                 raise SimCLRError(f"--arch {self.arch} at {self.image_size} px: timm cannot build it ({e})") from e
-        if self.stem == "cifar":
-            _small_stem(model, self.arch)
+        if self.stem in ("cifar", "nopool"):
+            _small_stem(model, self.arch, self.stem)
         return model
 
     def strip(self, model: nn.Module) -> nn.Module:
@@ -305,6 +312,6 @@ def backbone_rows() -> list[tuple[str, str, str]]:
 
 
 __all__ = [
-    "EXAMPLES", "FAMILIES", "Backbone", "EncoderSpec", "backbone_rows", "check_arch", "family", "is_transformer",
-    "library_names", "resnet_like", "resolve_stem", "spec_of", "wants_adamw",
+    "EXAMPLES", "FAMILIES", "STEM_WORDS", "Backbone", "EncoderSpec", "backbone_rows", "check_arch", "family",
+    "is_transformer", "library_names", "resnet_like", "resolve_stem", "spec_of", "wants_adamw",
 ]

@@ -91,7 +91,10 @@ ARCHS: dict[str, _Spec] = {
     "resnet101": _Spec(Bottleneck, (3, 4, 23, 3)),
     "resnet152": _Spec(Bottleneck, (3, 8, 36, 3)),
 }
-STEMS = ("cifar", "imagenet")
+# cifar: 3x3 stride-1 conv, no max-pool (the paper's CIFAR stem); imagenet: 7x7 stride-2 conv + 3x3 stride-2
+# max-pool; nopool: the ImageNet stem without its max-pool (stride 2 in all: a 28 px image gives a 14x14
+# first stage, as the ImageNet stem does from 56 px, at a quarter of the stem's cost)
+STEMS = ("cifar", "imagenet", "nopool")
 INPUT_NORMS = {"none": None, "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
 
 
@@ -137,7 +140,7 @@ class ResNet(nn.Module):
                 Conv2d(3, stem_ch, 7, 2, 3, bias=False),
                 _bn(stem_ch),
                 nn.ReLU(inplace=True),
-                nn.MaxPool2d(3, 2, 1),
+                *([nn.MaxPool2d(3, 2, 1)] if stem == "imagenet" else []),
             )
         in_ch = stem_ch
         stages = []

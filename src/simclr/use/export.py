@@ -76,15 +76,18 @@ def usage_note(encoder: torch.nn.Module, fmt: str, with_fc: bool) -> str:
         kwargs = "".join(f", {k}={v!r}" for k, v in {**sized, **encoder.spec.kwargs}.items())
         build = (f"torchvision.models.get_model({name!r}{kwargs}) with its final Linear set to nn.Identity()"
                  if fmt == "torchvision" else f"timm.create_model({name!r}, num_classes=0{kwargs})")
-        stem = (" Small-image stem: set model.conv1 = nn.Conv2d(3, C, 3, 1, 1, bias=False) and model.maxpool = "
-                "nn.Identity() first." if encoder.stem_type == "cifar" else "")
+        stem = {"cifar": " Small-image stem: set model.conv1 = nn.Conv2d(3, C, 3, 1, 1, bias=False) and model.maxpool "
+                         "= nn.Identity() first.",
+                "nopool": " No max-pool: set model.maxpool = nn.Identity() first."}.get(encoder.stem_type, "")
         norm = "ImageNet-normalised images" if encoder.input_norm == "imagenet" else "RGB images in [0, 1]"
         return f"{fmt} state dict of {name}: load it strict into {build}; feed {norm}.{stem}"
     norm = ("ImageNet-normalised images (transforms.Normalize(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, "
             "0.225)), as torchvision models expect)" if encoder.input_norm == "imagenet"
             else "RGB images in [0, 1], not normalised (the run trained without input normalisation)")
-    stem = (" CIFAR stem: set model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False) and model.maxpool = "
-            "nn.Identity() before loading." if encoder.stem_type == "cifar" else "")
+    stem = {"cifar": " CIFAR stem: set model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False) and model.maxpool = "
+                     "nn.Identity() before loading.",
+            "nopool": " No max-pool: set model.maxpool = nn.Identity() (the weights load either way)."
+            }.get(encoder.stem_type, "")
     head = ("fc is the fine-tuned classifier" if with_fc else
             "no fc: set model.fc = nn.Identity() (torchvision) or num_classes=0 (timm) before loading")
     return f"{fmt} state dict of {encoder.arch}: feed {norm}; {head}.{stem}"

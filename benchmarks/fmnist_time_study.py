@@ -53,6 +53,10 @@ CANDIDATES: dict[str, dict] = {
     "resnet34 x0.5": {"flags": ["--arch", "resnet34", "--width-multiplier", "0.5"]},
     "no probe": {"yaml": {"monitor": {"online_probe": False}}},
     "warm-up auto": {"yaml": {"optim": {"warmup_epochs": None}}},
+    "sgd lr 0.24": {"flags": ["--base-lr", "0.24"]},
+    "nopool 28 px": {"flags": ["--image-size", "28", "--stem", "nopool"]},
+    "lars sqrt": {"flags": ["--optimizer", "lars", "--lr-scaling", "sqrt", "--base-lr", "0.075",
+                            "--weight-decay", "1e-6"]},
 }
 
 

@@ -209,3 +209,35 @@ def test_a_run_resumed_on_another_machine_decides_its_precision_there(tmp_path, 
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["precision"] == "auto"
     assert [(r["step"], r["precision"]) for r in records(run)] == [(1, "bf16"), (2, "bf16"), (3, "fp32"),
                                                                    (4, "fp32"), (5, "fp32"), (6, "fp32")]
+
+
+def test_a_run_resumed_on_the_same_machine_keeps_its_precision(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    """auto's choice on an AVX512-BF16 CPU is a timing, not cached when the machine is busy: started in bf16,
+    a resume whose timing now says fp32 must still run bf16 (its steps as the first ones), and say why."""
+    from helpers import records, tiny_config
+
+    import simclr.runtime as runtime
+    from simclr.train.pretrain import pretrain
+
+    monkeypatch.setenv("SIMCLR_CPU_FLAGS", "avx512_bf16")
+    monkeypatch.setattr(runtime, "busy", lambda: 4.0)  # every timing under load: none is cached
+    timings = iter([1.6, 0.7, 0.7])  # the start measures bf16 faster, the resumes slower
+    monkeypatch.setattr(runtime, "measured_bf16_speedup", lambda: next(timings))
+    run = tmp_path / "run"
+    pretrain(tiny_config(**{"train.precision": "auto", "train.max_steps": 2}), run)
+    assert "precision auto: bf16 (the CPU has AVX512-BF16 and a bf16 step measured 1.60x" in capsys.readouterr().err
+    result = pretrain(tiny_config(**{"train.precision": "auto", "train.max_steps": 4}), run, resume=True)
+    assert result.step == 4
+    err = capsys.readouterr().err
+    assert "precision auto: bf16 (the run's choice when it started, on this machine: kept" in err
+    assert "bf16 (auto) on cpu" in err
+    assert [r["precision"] for r in records(run)] == ["bf16"] * 4
+    # a fresh run in the same state times again and gets the slower verdict: the kept choice was the checkpoint's
+    pretrain(tiny_config(**{"train.precision": "auto", "train.max_steps": 1}), tmp_path / "fresh")
+    err = capsys.readouterr().err
+    assert "precision auto: fp32 (the CPU has AVX512-BF16 but a bf16 step measured only 0.70x" in err
+    # the same checkpoint on a machine without native bf16 decides there (the other test: it runs fp32)
+    monkeypatch.setenv("SIMCLR_CPU_FLAGS", "avx2")
+    pretrain(tiny_config(**{"train.precision": "auto", "train.max_steps": 5}), run, resume=True)
+    assert "precision auto: fp32 (the CPU has no native bf16" in capsys.readouterr().err
+    assert [r["precision"] for r in records(run)][-1] == "fp32"

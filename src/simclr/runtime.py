@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -200,7 +201,7 @@ def cached_choice(key: str, decide: Callable[[], tuple[str, str]]) -> tuple[str,
 
 
 def choose_precision(device: torch.device, flags: set[str] | None = None,
-                     speedup: Callable[[], float] = measured_bf16_speedup) -> tuple[str, str]:
+                     speedup: Callable[[], float] | None = None) -> tuple[str, str]:
     """What ``--precision auto`` runs on ``device``, and why.
 
     GPUs: by the device's compute capability (``gpu_precision``). CPUs: bf16 autocast with AMX-BF16;
@@ -216,7 +217,7 @@ def choose_precision(device: torch.device, flags: set[str] | None = None,
         return "bf16", "the CPU has AMX-BF16"
     if "avx512_bf16" in flags:
         def measure() -> tuple[str, str]:
-            ratio = speedup()
+            ratio = (speedup or measured_bf16_speedup)()
             if ratio >= SPEEDUP_NEEDED:
                 return "bf16", f"the CPU has AVX512-BF16 and a bf16 step measured {ratio:.2f}x the speed of fp32"
             return "fp32", (f"the CPU has AVX512-BF16 but a bf16 step measured only {ratio:.2f}x the speed of fp32 "
@@ -227,13 +228,36 @@ def choose_precision(device: torch.device, flags: set[str] | None = None,
     return "fp32", "the CPU has no native bf16 (no amx_bf16 or avx512_bf16 flag; emulated bf16 is about 13x slower)"
 
 
-def resolve_precision(precision: str, device: torch.device) -> tuple[str, str | None]:
+BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})  # the native bf16 of CPUs
+
+
+def machine_key(device: torch.device) -> str:
+    """What ``--precision auto``'s choice depends on: the GPU (name, compute capability) or the CPU (model,
+    its native-bf16 flags), and the torch version. Checkpoints keep it beside the precision that ran."""
+    if device.type == "cuda":
+        name, (major, minor) = cuda_card(device)
+        where = f"cuda | {name} | {major}.{minor}"
+    elif device.type == "cpu":
+        where = f"cpu | {cpu_model()} | {' '.join(sorted(cpu_flags() & BF16_FLAGS)) or 'no native bf16'}"
+    else:
+        where = device.type
+    return f"{where} | torch {torch.__version__}"
+
+
+
+def resolve_precision(precision: str, device: torch.device,
+                      started: dict[str, Any] | None = None) -> tuple[str, str | None]:
     """(``precision`` itself, None), or for ``auto`` (the choice of ``choose_precision``, the line that
     says it). Runs print the line once their input is checked: bad input stays one line. What a run
-    asked for (``auto``) is what its config.yaml keeps; the resolved precision goes to its log and
-    metrics, so a run resumed on another machine decides again there."""
+    asked for (``auto``) is what its config.yaml keeps; the resolved precision goes to its log, metrics
+    and checkpoints (``started``: the checkpoint's ``{"ran": precision, "machine": machine_key}``). A
+    resumed run keeps the precision it ran in where the machine is the same (a timing under load may
+    otherwise choose the other one half-way); on another machine it decides again."""
     if precision != "auto":
         return precision, None
+    if started and started.get("ran") in PRECISIONS and started.get("machine") == machine_key(device):
+        return started["ran"], (f"precision auto: {started['ran']} (the run's choice when it started, on this "
+                                "machine: kept, so that its resumed steps compute as its first ones)")
     choice, why = choose_precision(device)
     return choice, f"precision auto: {choice} ({why})"
 
@@ -309,8 +333,8 @@ def prepare_device(device: torch.device) -> None:
 
 
 __all__ = [
-    "PRECISIONS", "PRECISION_CACHE", "PRECISION_CHOICES", "autocast_context", "busy", "cache_dir", "cached_choice",
-    "check_precision", "choose_precision", "cpu_flags", "cpu_model", "cuda_card", "gpu_precision",
-    "measured_bf16_speedup", "pick_device", "prepare_device", "resolve_precision", "retain_freed_memory",
-    "to_channels_last", "to_host_async",
+    "BF16_FLAGS", "PRECISIONS", "PRECISION_CACHE", "PRECISION_CHOICES", "autocast_context", "busy", "cache_dir",
+    "cached_choice", "check_precision", "choose_precision", "cpu_flags", "cpu_model", "cuda_card", "gpu_precision",
+    "machine_key", "measured_bf16_speedup", "pick_device", "prepare_device", "resolve_precision",
+    "retain_freed_memory", "to_channels_last", "to_host_async",
 ]

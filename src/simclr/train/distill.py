@@ -108,7 +108,7 @@ def _distill(cfg: DistillConfig, run: RunDir, log: TextIO, world: distributed.Di
     if cfg.augment.crop_scale is None:
         cfg.augment.crop_scale = DATASETS[dataset].crop_scale or (0.08, 1.0)
     cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size = dataset, data_dir, size
-    device, precision, precision_line = device_for(cfg, world)
+    device, precision, precision_line = device_for(cfg, world, ckpt)
     run.prepare()
 
     student = _student(payload, arch, width, size, t.seed)

@@ -152,13 +152,16 @@ def build_run(
     return Training(cfg, device, world, model, net, opt, scaler, loader, running, step, peak_lr, global_bn, precision)
 
 
-def device_for(cfg: Any, world: distributed.DistContext) -> tuple[torch.device, str, str | None]:
+def device_for(cfg: Any, world: distributed.DistContext,
+               ckpt: dict[str, Any] | None = None) -> tuple[torch.device, str, str | None]:
     """A rank's device (``cfg.train.device``; under torchrun cuda:LOCAL_RANK), prepared, the precision
     that runs there (``auto`` resolved: rank 0's choice on every rank, as the ranks must train alike;
-    refused where it cannot run) and the line that says the choice (None unless auto)."""
+    when resuming (``ckpt``) on the same machine, the precision the run ran in; refused where it cannot
+    run) and the line that says the choice (None unless auto)."""
     device = pick_device(distributed.rank_device(cfg.train.device, world))
     prepare_device(device)
-    precision, line = distributed.broadcast_object(resolve_precision(cfg.train.precision, device))
+    started = ckpt.get("precision") if ckpt is not None else None
+    precision, line = distributed.broadcast_object(resolve_precision(cfg.train.precision, device, started))
     check_precision(precision, device)
     return device, precision, line
 

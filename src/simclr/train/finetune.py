@@ -97,7 +97,7 @@ def _finetune(cfg: FinetuneConfig, run: RunDir, log: TextIO, world: distributed.
         cfg.augment.crop_scale = tuple(run_cfg.get("augment", {}).get("crop_scale") or DATASETS[dataset].crop_scale
                                        or (0.08, 1.0))  # type: ignore[assignment]
     cfg.data.dataset, cfg.data.data_dir, cfg.data.image_size = dataset, data_dir, size
-    device, precision, precision_line = device_for(cfg, world)
+    device, precision, precision_line = device_for(cfg, world, ckpt)
     run.prepare(lambda: write_subset(run.file(SUBSET_FILE), data.train, data.indices))
 
     torch.manual_seed(t.seed)

@@ -194,9 +194,9 @@ def _pretrain(cfg: PretrainConfig, run: RunDir, log: TextIO, world: distributed.
     cfg = _resolved(cfg, ckpt)
     d, t = cfg.data, cfg.train
     assert d.image_size is not None
-    # config.yaml keeps the precision asked (auto), so a run resumed on another machine decides again there;
-    # the choice goes to the log and every metrics record
-    device, precision, precision_line = device_for(cfg, world)
+    # config.yaml keeps the precision asked (auto); the choice goes to the log, every metrics record and the
+    # checkpoint: a resume on the same machine keeps it, on another machine it decides again
+    device, precision, precision_line = device_for(cfg, world, ckpt)
     images = load_images(d.dataset, "pretrain", d.data_dir, d.limit, t.seed, d.image_size)
     check_run(cfg, world, device, len(images), has_labels(images), precision)
     init = initial_encoder(cfg) if ckpt is None else None  # refused before the run directory exists

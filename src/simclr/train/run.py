@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from simclr import distributed
 from simclr.models.weights import CHECKPOINT_FORMAT
+from simclr.runtime import machine_key
 from simclr.train.callbacks import Callback, LoopView, MetricsCallback
 from simclr.train.checkpoint import CheckpointCallback
 from simclr.train.engine import Training
@@ -41,6 +42,7 @@ def checkpoint_payload(parts: Training) -> Callable[[LoopView], dict[str, Any]]:
             "last_loss": state.last_loss,
             "train_seconds": state.train_seconds(),
             "rng": rng_state(parts.device),
+            "precision": {"ran": parts.precision, "machine": machine_key(parts.device)},  # kept by a resume
             "callbacks": {cb.name: cb.state_dict() for cb in trainer.callbacks if cb.name and cb.state_dict()},
         }
 

@@ -244,7 +244,6 @@ def machine_key(device: torch.device) -> str:
     return f"{where} | torch {torch.__version__}"
 
 
-
 def resolve_precision(precision: str, device: torch.device,
                       started: dict[str, Any] | None = None) -> tuple[str, str | None]:
     """(``precision`` itself, None), or for ``auto`` (the choice of ``choose_precision``, the line that

@@ -84,6 +84,9 @@ def test_the_timed_choice_is_made_once_per_machine_and_torch_version(tmp_path, m
     table = json.loads((tmp_path / "cache" / "precision.json").read_text())
     (key,) = table
     assert torch.__version__ in key and runtime.cpu_model() in key and table[key]["precision"] == "bf16"
+    # the key a checkpoint keeps beside its precision, spelt as caches written before it was shared still are
+    old_spelling = f"cpu | {runtime.cpu_model()} | avx512_bf16 | torch {torch.__version__}"
+    assert key == runtime.machine_key(cpu, flags) == old_spelling
     monkeypatch.setattr(torch, "__version__", "9.9.9")
     assert runtime.choose_precision(cpu, flags, timed(0.5))[0] == "fp32" and calls == [1.5, 0.5]
     monkeypatch.setattr(runtime, "cpu_model", lambda: "Another CPU")

@@ -223,22 +223,23 @@ def choose_precision(device: torch.device, flags: set[str] | None = None,
             return "fp32", (f"the CPU has AVX512-BF16 but a bf16 step measured only {ratio:.2f}x the speed of fp32 "
                             "here (pass --precision bf16 to use it anyway)")
 
-        key = f"cpu | {cpu_model()} | avx512_bf16 | torch {torch.__version__}"
-        return cached_choice(key, measure)
+        return cached_choice(machine_key(device, flags), measure)
     return "fp32", "the CPU has no native bf16 (no amx_bf16 or avx512_bf16 flag; emulated bf16 is about 13x slower)"
 
 
 BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})  # the native bf16 of CPUs
 
 
-def machine_key(device: torch.device) -> str:
+def machine_key(device: torch.device, flags: set[str] | None = None) -> str:
     """What ``--precision auto``'s choice depends on: the GPU (name, compute capability) or the CPU (model,
-    its native-bf16 flags), and the torch version. Checkpoints keep it beside the precision that ran."""
+    its native-bf16 flags: ``flags``, else this CPU's), and the torch version. Checkpoints keep it beside the
+    precision that ran; ``choose_precision`` keys its cached measurement by it."""
     if device.type == "cuda":
         name, (major, minor) = cuda_card(device)
         where = f"cuda | {name} | {major}.{minor}"
     elif device.type == "cpu":
-        where = f"cpu | {cpu_model()} | {' '.join(sorted(cpu_flags() & BF16_FLAGS)) or 'no native bf16'}"
+        native = (cpu_flags() if flags is None else flags) & BF16_FLAGS
+        where = f"cpu | {cpu_model()} | {' '.join(sorted(native)) or 'no native bf16'}"
     else:
         where = device.type
     return f"{where} | torch {torch.__version__}"

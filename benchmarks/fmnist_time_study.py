@@ -52,6 +52,7 @@ CANDIDATES: dict[str, dict] = {
     "batch 128": {"flags": ["--batch-size", "128"]},
     "batch 512": {"flags": ["--batch-size", "512"]},
     "colour 1.0": {"flags": ["--color-strength", "1.0"]},
+    "colour 1.5": {"flags": ["--color-strength", "1.5"]},
     "colour 0": {"flags": ["--color-strength", "0"]},
     "resnet34 x0.5": {"flags": ["--arch", "resnet34", "--width-multiplier", "0.5"]},
     "no probe": {"yaml": {"monitor": {"online_probe": False}}},

@@ -31,6 +31,24 @@ def test_plan_budget_closed_form() -> None:
     assert budget.plan_budget(600, 10.0, 100, None).warmup_epochs == 10.0  # at most 10 epochs
     assert budget.plan_budget(20, 3.0, 234, 2.5).warmup_epochs == 2.5  # an explicit warm-up is kept
     assert budget.plan_budget(0.001, 0.1, 50, None).max_steps == 1
+    # a minute gone before the first step (start-up, the timed steps) is a minute less to train
+    assert budget.plan_budget(20, 3.0, 234, None, spent_s=60.0).max_steps == math.floor((20 * 60 * 0.95 - 60) * 3.0)
+
+
+def test_the_budget_clock_starts_before_the_loop() -> None:
+    """The re-plans measure time from the budget's start (the command's), not from the loop's first step."""
+    from types import SimpleNamespace
+
+    def at(step: int, t: float) -> SimpleNamespace:
+        return SimpleNamespace(step=step, time=t)
+
+    replan = budget.BudgetReplan(20, 100, 10, lambda *a: None, None, started=100.0)
+    replan.on_fit_start(None)  # the loop starts 30 s after the budget's clock did
+    replan.mark_step, replan.mark = 10, 135.0
+    assert replan.measure(None, at(20, 140.0)) == (40.0, pytest.approx(2.0))
+    loop_clock = budget.BudgetReplan(20, 100, 10, lambda *a: None, None)
+    loop_clock.on_fit_start(None)
+    assert loop_clock.measure(None, at(0, loop_clock.start + 7.0))[0] == pytest.approx(7.0)
 
 
 def _fixed_rate(monkeypatch: pytest.MonkeyPatch, *, time_it: bool) -> list[int]:
@@ -45,6 +63,7 @@ def _fixed_rate(monkeypatch: pytest.MonkeyPatch, *, time_it: bool) -> list[int]:
         return RATE
 
     monkeypatch.setattr(pretrain_module, "measure_rate", rate)
+    monkeypatch.setattr(pretrain_module, "seconds_since", lambda started: 0.0)  # start-up takes no time here
     # the loop's own rate, measured again at a tenth of the run, is RATE too: the plan stands
     monkeypatch.setattr(budget.BudgetReplan, "measure", lambda self, trainer, event: (event.step / RATE, RATE))
     return calls
@@ -202,6 +221,38 @@ def test_resume_keeps_the_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert [s for s, _ in a] == [s for s, _ in b] == list(range(1, 29))
     for (_, la), (_, lb) in zip(a, b, strict=True):
         assert lb == pytest.approx(la, rel=1e-4)
+
+
+def test_time_before_the_first_step_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture) -> None:
+    """5 s pass before the first step (the data, the timed steps): the plan is the steps of the 14.25 s
+    left less those 5 at RATE, floor(9.25 x 2) = 18, not 28; the re-plans, on the same clock, keep it."""
+    _fixed_rate(monkeypatch, time_it=False)
+    monkeypatch.setattr(pretrain_module, "seconds_since", lambda started: 5.0)
+    _clock(monkeypatch, lambda step: 5.0 + step / RATE)
+    run = tmp_path / "run"
+    assert pretrain(tiny_config(**{"train.time_budget": 0.25, "train.epochs": 100}), run).step == 18
+    out = capsys.readouterr()
+    assert "time budget 0.25 min: 18 steps" in out.err and "(5 s of the budget spent before the first step)" in out.err
+    assert "steps instead of" not in out.err
+
+
+def test_a_slow_start_up_is_taken_from_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real clock, nothing measured for it: data that take 3 s to load leave a 6 s budget 3 s of training;
+    the whole command ends within the budget (and a margin for the last step and the saves), not 3 s after."""
+    import time
+
+    slow, load = 3.0, pretrain_module.load_images
+
+    def slow_load(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        time.sleep(slow)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(pretrain_module, "load_images", slow_load)
+    start = time.perf_counter()
+    result = pretrain(tiny_config(**{"train.time_budget": 0.1, "train.epochs": 1000}), tmp_path / "run")
+    wall = time.perf_counter() - start
+    assert result.step >= 1 and slow < wall < 0.1 * 60 + 1.5, wall
 
 
 def test_a_bad_budget_is_one_line(tmp_path: Path) -> None:

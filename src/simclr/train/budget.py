@@ -8,6 +8,9 @@ what the timed steps leave out: log steps, the online probe, checkpoints), ``epo
 them) and, when the warm-up was left to its default, ``warmup_epochs`` (10% of the run, at most 10
 epochs). The warm-up and the cosine decay then end on the last step. The resolved values go into
 ``config.yaml`` and the checkpoint, so ``--resume`` keeps the same schedule instead of planning again.
+The budget's clock starts with the command's run (``simclr.train.pretrain``), not with its loop: what
+comes before the first step (the precision choice, loading the data, the timed steps; a minute on a
+2-core machine that three runs share) is taken from the budget, so the command ends within it.
 
 A few timed steps at the start misjudge the rate a run settles at (another process starting beside it,
 caches still cold: 15-25% slow on a 2-core machine, so the run ended that much early), and a rate can
@@ -49,11 +52,13 @@ class BudgetPlan:
     max_steps: int
     epochs: int
     warmup_epochs: float
+    spent_s: float = 0.0
 
     def line(self, steps_per_epoch: int) -> str:
         return (f"time budget {self.minutes:g} min: {self.max_steps} steps ({self.max_steps / steps_per_epoch:.2f} "
                 f"epochs of {steps_per_epoch}) at {self.steps_per_s:.2f} steps/s measured on {TIMED_STEPS} steps, "
-                f"warm-up {self.warmup_epochs:.3g} epochs then cosine to the last step")
+                f"warm-up {self.warmup_epochs:.3g} epochs then cosine to the last step ({self.spent_s:.0f} s of the "
+                "budget spent before the first step)")
 
 
 def _sync(device: torch.device) -> None:
@@ -85,12 +90,19 @@ def measure_rate(training: Any) -> float:  # noqa: ANN401 - a simclr.train.setup
         opt.zero_grad(set_to_none=True)
 
 
-def plan_budget(minutes: float, steps_per_s: float, steps_per_epoch: int, warmup_epochs: float | None) -> BudgetPlan:
-    """The run's length for ``minutes`` at ``steps_per_s``; ``warmup_epochs`` None: 10% of it, at most 10."""
-    steps = max(1, math.floor(minutes * 60 * steps_per_s * MARGIN))
+def seconds_since(start: float) -> float:
+    """The budget's clock: seconds since ``start``, a ``time.perf_counter()`` reading."""
+    return time.perf_counter() - start
+
+
+def plan_budget(minutes: float, steps_per_s: float, steps_per_epoch: int, warmup_epochs: float | None,
+                spent_s: float = 0.0) -> BudgetPlan:
+    """The run's length for ``minutes`` at ``steps_per_s``, ``spent_s`` of them gone before the first step
+    (start-up, the timed steps); ``warmup_epochs`` None: 10% of it, at most 10."""
+    steps = max(1, math.floor((minutes * 60 * MARGIN - spent_s) * steps_per_s))
     epochs = math.ceil(steps / steps_per_epoch)
     warmup = warmup_epochs if warmup_epochs is not None else min(10.0, 0.1 * steps / steps_per_epoch)
-    return BudgetPlan(minutes, steps_per_s, steps, epochs, warmup)
+    return BudgetPlan(minutes, steps_per_s, steps, epochs, warmup, spent_s)
 
 
 def replan_steps(minutes: float, elapsed_s: float, steps_done: int, steps_per_s: float) -> int:
@@ -106,17 +118,19 @@ class BudgetReplan(Callback):
     moves the loop's end."""
 
     def __init__(self, minutes: float, planned_steps: int, steps_per_epoch: int,
-                 apply: Callable[[int, int, int], None], log: Any) -> None:  # noqa: ANN401 - a text stream
+                 apply: Callable[[int, int, int], None], log: Any,  # noqa: ANN401 - a text stream
+                 started: float | None = None) -> None:
         self.minutes, self.steps_per_epoch, self.apply, self.log = minutes, steps_per_epoch, apply, log
         self.window = max(2, math.ceil(REPLAN_AT * planned_steps))  # steps measured, from the last mark
+        self.started = started  # the budget's clock started here (perf_counter); None: when the loop starts
         self.start = self.mark = 0.0
         self.mark_step: int | None = None
 
     def on_fit_start(self, trainer: LoopView) -> None:
-        self.start = time.perf_counter()
+        self.start = time.perf_counter() if self.started is None else self.started
 
     def measure(self, trainer: LoopView, event: StepEvent) -> tuple[float, float]:
-        """(seconds since the loop started, steps per second since the last mark)."""
+        """(seconds since the budget's clock started, steps per second since the last mark)."""
         return event.time - self.start, (event.step - (self.mark_step or 0)) / max(event.time - self.mark, 1e-9)
 
     def on_step_end(self, trainer: LoopView, event: StepEvent) -> None:
@@ -143,4 +157,4 @@ class BudgetReplan(Callback):
 
 
 __all__ = ["MARGIN", "REPLAN_AT", "TIMED_STEPS", "BudgetPlan", "BudgetReplan", "measure_rate", "plan_budget",
-           "replan_steps"]
+           "replan_steps", "seconds_since"]

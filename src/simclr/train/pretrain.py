@@ -12,6 +12,7 @@ rank trains on its share, and rank 0 alone writes the run directory and logs::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from simclr.io import safe_load
 from simclr.methods import method_class
 from simclr.models.weights import ENCODER, load_encoder, load_library_encoder
 from simclr.optim import cosine_progress, run_length
-from simclr.train.budget import BudgetReplan, measure_rate, plan_budget
+from simclr.train.budget import BudgetReplan, measure_rate, plan_budget, seconds_since
 from simclr.train.callbacks import Callback, EncoderSnapshots
 from simclr.train.changes import check_resume_changes, describe_resume_changes, differences
 from simclr.train.engine import device_for, in_process_group
@@ -152,12 +153,15 @@ def initial_encoder(cfg: PretrainConfig) -> dict[str, Any] | None:
     return enc.state_dict()
 
 
-def plan_run(training: Training, run: RunDir, minutes: float, warmup_auto: bool, log: TextIO) -> BudgetReplan:
-    """Fit ``training`` to ``minutes`` (``simclr.train.budget``): rank 0's measured rate on every rank.
-    Returns the callback that sets the end again from the loop's own rate."""
-    rate = distributed.broadcast_object(measure_rate(training))
+def plan_run(training: Training, run: RunDir, minutes: float, warmup_auto: bool, log: TextIO,
+             started: float) -> BudgetReplan:
+    """Fit ``training`` to ``minutes`` from ``started`` (the budget's clock, a perf_counter reading;
+    ``simclr.train.budget``): rank 0's measured rate and time spent on every rank. Returns the callback
+    that sets the end again from the loop's own rate."""
+    rate, spent = distributed.broadcast_object((measure_rate(training), seconds_since(started)))
     cfg = training.cfg
-    plan = plan_budget(minutes, rate, training.steps_per_epoch, None if warmup_auto else cfg.optim.warmup_epochs)
+    plan = plan_budget(minutes, rate, training.steps_per_epoch, None if warmup_auto else cfg.optim.warmup_epochs,
+                       spent)
     cfg.train.max_steps, cfg.train.epochs, cfg.optim.warmup_epochs = plan.max_steps, plan.epochs, plan.warmup_epochs
     training.step.lr_at = schedule_of(cfg, training.steps_per_epoch, training.peak_lr)
     print(plan.line(training.steps_per_epoch), file=log)
@@ -173,7 +177,7 @@ def plan_run(training: Training, run: RunDir, minutes: float, warmup_auto: bool,
         training.step.lr_at = schedule_of(cfg, training.steps_per_epoch, training.peak_lr)
         run.write_config(cfg.to_dict())
 
-    return BudgetReplan(minutes, plan.max_steps, training.steps_per_epoch, apply, log)
+    return BudgetReplan(minutes, plan.max_steps, training.steps_per_epoch, apply, log, started)
 
 
 def monitors(training: Training) -> list[Callback]:
@@ -189,6 +193,7 @@ def monitors(training: Training) -> list[Callback]:
 
 def _pretrain(cfg: PretrainConfig, run: RunDir, log: TextIO, world: distributed.DistContext,
               extra: list[Callback], loss: nn.Module | None, backbone: nn.Module | None) -> PretrainResult:
+    started = time.perf_counter()  # a --time-budget counts from here: start-up and timed steps included
     ckpt = run.read_checkpoint()
     warmup_auto = cfg.optim.warmup_epochs is None
     cfg = _resolved(cfg, ckpt)
@@ -206,8 +211,8 @@ def _pretrain(cfg: PretrainConfig, run: RunDir, log: TextIO, world: distributed.
     training = build_training(cfg, images, device, world=world, ckpt=ckpt, loss=loss,
                               guard_where=str(run.checkpoint_path), log=log, init_encoder=init, precision=precision,
                               backbone=backbone)
-    replan = plan_run(training, run, t.time_budget, warmup_auto, log) if t.time_budget is not None and ckpt is None \
-        else None
+    replan = plan_run(training, run, t.time_budget, warmup_auto, log, started) \
+        if t.time_budget is not None and ckpt is None else None
     if init is not None:
         print(f"encoder initialised from {cfg.model.init_from}", file=log)
     if precision_line:

@@ -164,7 +164,18 @@ READING = (
     "(0.6-0.8 points of val for 3.5x the epochs; an extrapolation, not measured): two to three times the epochs, "
     "40-60 minutes on this CPU or a step that much faster. On an AVX2-only EPYC (no native bf16: auto runs "
     "fp32, about 80 images/s) the same preset gets 348 / 359 steps (1.5 epochs) in 20 minutes and scores "
-    "0.8858 / 0.8836 on the test set (seed 0 shared the machine with a minute of tests early on)"
+    "0.8858 / 0.8836 on the test set (seed 0 shared the machine with a minute of tests early on). "
+    "Screening round 4, on that AVX2-only EPYC (fp32, three runs at a time on 2 cores: about 146 steps, 0.6 "
+    "epochs, each; their wall time passed 20 minutes by 47-53 s, the budget counting its loop, not the start-up "
+    "and timed steps that three processes on two cores slowed): colour strength 1.0 (on grayscale images "
+    "brightness and contrast 0.8; saturation and hue change nothing) val 0.8802 / 0.8750 at seeds 0 / 1 against "
+    "0.8716 / 0.8750 for the preset's 0.5 (mean +0.4 points: ahead at one seed, tied at the other); colour 1.5 "
+    "0.8784 at seed 1; tau 0.05 0.8720 at seed 0 (no gain over 0.1). The preset took colour 1.0. Its final "
+    "runs, alone on the idle AVX2-only EPYC (fp32, about 88 images/s on this one): test 0.8899 / 0.8891 (seeds 0 / "
+    "1; 380 / 409 steps, 1.6 / 1.75 epochs, 19.9 / 19.8 minutes of wall time) against 0.8858 / 0.8836 "
+    "for the colour 0.5 preset on an AVX2-only EPYC the session before (348 / 359 steps: that CPU ran about 10% "
+    "slower, so the two pairs differ in more than the colour). On an AVX2-only CPU 0.90 is about a point away; the "
+    "AVX512-BF16 machine, whose bf16 step buys 4-5x the epochs, has not run the colour 1.0 preset"
 )
 
 

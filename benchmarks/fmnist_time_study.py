@@ -178,7 +178,8 @@ step at 0.54-0.89 steps/s (the rate moved by a third within a run, the re-plans 
 about half the AVX512-BF16 EPYC's 1.5: AMX did not make it the fastest of the three.
 
 **What would close the rest** (not measured). Not more minutes of the same recipe (above). The published 0.90-0.92
-on Fashion-MNIST come from hundreds of epochs on a GPU, a regime a 2-core CPU does not reach in 20 or 40 minutes.
+on Fashion-MNIST (issue #33's figure) come from long GPU training, far more epochs than a 2-core CPU runs in 20
+or 40 minutes.
 Within the budget, the settings the study did not run at 20 minutes are what is left to try, each a 20-minute
 screening run at 2 seeds: a wider network for fewer epochs now that epochs past 4 add nothing (the width study:
 x2 was 2.2 points above x1 after 3 epochs at 28 px on 10,000 images, for 3.2x the time), AdamW, 40-48 px, crop (0.5, 1).

@@ -148,9 +148,9 @@ the screening runs, two or three at a time, bought 0.6-2.6 epochs each):
   spread seen between seeds); 0.05 0.8720 against 0.1's 0.8716 (no gain).
 - **The optimiser and batch stayed.** SGD lr 0.24 0.8870 against the preset's 0.06 0.8869; LARS with the
   paper's square-root rule (lr 1.2, weight decay 1e-6) 0.8796; batch 128 0.8800 against 256's 0.8827.
-- **Not run at 20 minutes** (machine time): AdamW; width and depth (the width study: x2 is 2.2 points above x1
-  for 3.2x the time, so at a fixed time it gets a third of the epochs); other backbones (at an equal 10
-  minutes ResNet-18 0.864, ConvNeXt-atto 0.860, ViT-tiny 0.835: BENCHMARKS.md); 32-48 px; crop (0.5, 1).
+- **Not run at 20 minutes** (machine time): AdamW; width and depth (the width study's figure is below); other
+  backbones (at an equal 10 minutes ResNet-18 0.864, ConvNeXt-atto 0.860, ViT-tiny 0.835: BENCHMARKS.md);
+  32-48 px; crop (0.5, 1).
 
 **The final runs** (the preset as a user runs it, alone on an idle machine, scored once on the test set):
 
@@ -178,11 +178,11 @@ step at 0.54-0.89 steps/s (the rate moved by a third within a run, the re-plans 
 about half the AVX512-BF16 EPYC's 1.5: AMX did not make it the fastest of the three.
 
 **What would close the rest** (not measured). Not more minutes of the same recipe (above). The published 0.90-0.92
-on Fashion-MNIST (issue #33's figure) come from long GPU training, far more epochs than a 2-core CPU runs in 20
-or 40 minutes.
-Within the budget, the settings the study did not run at 20 minutes are what is left to try, each a 20-minute
-screening run at 2 seeds: a wider network for fewer epochs now that epochs past 4 add nothing (the width study:
-x2 was 2.2 points above x1 after 3 epochs at 28 px on 10,000 images, for 3.2x the time), AdamW, 40-48 px, crop (0.5, 1).
+on Fashion-MNIST (issue #33's figure) come from long GPU training, far more epochs than a 2-core CPU runs in 20 or
+40 minutes. Within the budget, the settings the study did not run at 20 minutes are what is left to try, each a
+20-minute screening run at 2 seeds: a wider network for fewer epochs now that epochs past 4 add nothing (the width
+study: x2 was 2.2 points above x1 after 3 epochs at 28 px on 10,000 images, for 3.2x the time), AdamW, 32-48 px,
+crop (0.5, 1).
 
 **How the study ran.** The first final runs re-measured the rate once: seed 1's first 170 steps ran at
 220-340 images/s instead of about 400 (cause not found) and it ended after 17.1 minutes with 6.7 epochs. The
